@@ -25,7 +25,7 @@ describe("deno function server", () => {
     const response = await fetch(`${server.url}/hello`, { method: "POST" });
 
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({ hello: "berth", method: "POST" });
+    expect(await response.json()).toEqual({ hello: "berth", method: "POST", path: "/hello" });
   });
 
   test("uses the shared error table", async () => {

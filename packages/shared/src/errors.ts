@@ -23,6 +23,7 @@ export const ERROR_STATUS = {
   ports_exhausted: 507,
   agent_error: 502,
   agent_unreachable: 503,
+  function_unavailable: 503,
   engine_unavailable: 503,
   internal_error: 500,
 } as const;
