@@ -1,1 +1,3 @@
 export * from "./errors.ts";
+export * from "./labels.ts";
+export * from "./dtma.ts";
