@@ -1,3 +1,5 @@
 export * from "./errors.ts";
 export * from "./labels.ts";
 export * from "./dtma.ts";
+export * from "./states.ts";
+export * from "./sqlstate.ts";
