@@ -1,0 +1,8 @@
+-- Local development data for `supabase start` / `supabase db reset`.
+--
+-- Intentionally empty: Berth rows belong to a signed-in user, and auth.users is owned by Supabase
+-- Auth, so a seed that invents users breaks on its schema. Create development data through the
+-- same functions the edge functions use, once a user exists, for example:
+--   select * from berth_private.create_toolbox('<user id>', 'local', 'http://127.0.0.1:30000');
+--   select * from berth_private.create_instance('<user id>', '<toolbox id>', 'everything',
+--                                                'mcp-everything:local', 3001);
