@@ -5,7 +5,7 @@
 -- (and `graphql_public`), so nothing here is reachable through PostgREST.
 create schema if not exists berth_private;
 comment on schema berth_private is
-  'Berth internals: write functions, private tables and trigger functions. Not exposed by the Data API; only service_role may use it.';
+  'Berth internals: write functions, private tables and trigger functions. Not exposed by the Data API. Only service_role may use it.';
 
 -- Types ---------------------------------------------------------------------------------------
 
@@ -16,7 +16,7 @@ comment on type public.toolbox_status is
   'Lifecycle of a host: provisioning until the first heartbeat, unreachable after repeated failed contacts, draining accepts no new instances, decommissioned is final.';
 
 create type public.desired_state as enum ('running', 'stopped', 'removed');
-comment on type public.desired_state is 'What the owner wants for an instance; the reconciler drives the container towards it.';
+comment on type public.desired_state is 'What the owner wants for an instance. The reconciler drives the container towards it.';
 
 create type public.instance_status as enum (
   'pending', 'deploying', 'starting', 'running', 'stopping', 'stopped',
@@ -41,7 +41,7 @@ as $$
   select value ~ '^[A-Za-z_][A-Za-z0-9_]{0,255}$'
 $$;
 comment on function berth_private.is_env_name(text) is
-  'Tests whether a text is a valid environment variable name. Used by check constraints; no role needs to call it.';
+  'Tests whether a text is a valid environment variable name. Used by check constraints. No role needs to call it.';
 revoke all on function berth_private.is_env_name(text) from public, anon, authenticated, service_role;
 
 create function berth_private.is_env_map(value jsonb)
@@ -60,7 +60,7 @@ as $$
     )
 $$;
 comment on function berth_private.is_env_map(jsonb) is
-  'Tests whether a jsonb value is an object of environment variable names to string values. Used by check constraints; no role needs to call it.';
+  'Tests whether a jsonb value is an object of environment variable names to string values. Used by check constraints. No role needs to call it.';
 revoke all on function berth_private.is_env_map(jsonb) from public, anon, authenticated, service_role;
 
 create function berth_private.are_env_names(value text[])
@@ -78,7 +78,7 @@ as $$
   and cardinality(value) = (select count(distinct name) from unnest(value) as name)
 $$;
 comment on function berth_private.are_env_names(text[]) is
-  'Tests whether an array holds distinct, valid environment variable names. Used by check constraints; no role needs to call it.';
+  'Tests whether an array holds distinct, valid environment variable names. Used by check constraints. No role needs to call it.';
 revoke all on function berth_private.are_env_names(text[]) from public, anon, authenticated, service_role;
 
 -- Toolboxes -----------------------------------------------------------------------------------
@@ -119,13 +119,13 @@ create table public.toolboxes (
 );
 
 comment on table public.toolboxes is
-  'Hosts that run a Berth agent. Owners read their own rows; only Berth''s write functions (service side) change them.';
+  'Hosts that run a Berth agent. Owners read their own rows. Only Berth''s write functions (service side) change them.';
 comment on column public.toolboxes.agent_url is 'Base URL the control plane uses to reach the agent, for example https://host:30000.';
-comment on column public.toolboxes.agent_port is 'Host port the agent listens on; the host port allocator never hands it to an instance.';
+comment on column public.toolboxes.agent_port is 'Host port the agent listens on. The host port allocator never hands it to an instance.';
 comment on column public.toolboxes.port_range_start is 'First host port (inclusive) the allocator may give to instances on this toolbox.';
 comment on column public.toolboxes.port_range_end is 'Last host port (inclusive) the allocator may give to instances on this toolbox.';
-comment on column public.toolboxes.consecutive_failures is 'Failed heartbeats or inventory polls since the last successful contact; at a threshold the toolbox becomes unreachable.';
-comment on column public.toolboxes.token_version is 'Input to the agent token derivation; bumping it revokes the previous token.';
+comment on column public.toolboxes.consecutive_failures is 'Failed heartbeats or inventory polls since the last successful contact. At a threshold the toolbox becomes unreachable.';
+comment on column public.toolboxes.token_version is 'Input to the agent token derivation. Bumping it revokes the previous token.';
 comment on column public.toolboxes.reconcile_lease_holder is 'Reconciler pass that has claimed this toolbox until reconcile_lease_expires_at.';
 
 create index toolboxes_owner_id_idx on public.toolboxes (owner_id);
@@ -228,22 +228,22 @@ create table public.tool_instances (
 );
 
 comment on table public.tool_instances is
-  'MCP server containers: specification, intent, lifecycle status, last observation and lease. Owners read their own rows; only Berth''s write functions (service side) change them.';
+  'MCP server containers: specification, intent, lifecycle status, last observation and lease. Owners read their own rows. Only Berth''s write functions (service side) change them.';
 comment on column public.tool_instances.env is 'Non-secret environment variables, name to value. Secret values live in berth_private.instance_secrets.';
-comment on column public.tool_instances.secret_names is 'Names of the secret environment variables; their values are never stored in this table.';
-comment on column public.tool_instances.host_port is 'Host port published for container_port, allocated from the toolbox''s range; unique per toolbox among rows that are not removed.';
-comment on column public.tool_instances.generation is 'Bumped on every change of specification or intent; the reconciler has caught up when observed_generation reaches spec_generation and status matches desired_state.';
-comment on column public.tool_instances.spec_generation is 'Generation of the last specification change. A container labelled with an older generation must be recreated; intent-only changes (start, stop) do not move it.';
+comment on column public.tool_instances.secret_names is 'Names of the secret environment variables. Their values are never stored in this table.';
+comment on column public.tool_instances.host_port is 'Host port published for container_port, allocated from the toolbox''s range. Unique per toolbox among rows that are not removed.';
+comment on column public.tool_instances.generation is 'Bumped on every change of specification or intent. The reconciler has caught up when observed_generation reaches spec_generation and status matches desired_state.';
+comment on column public.tool_instances.spec_generation is 'Generation of the last specification change. A container labelled with an older generation must be recreated. Intent-only changes (start, stop) do not move it.';
 comment on column public.tool_instances.status_reason_code is 'Machine-readable reason for the current status, one of berth_private.reason_codes. Clients branch on this code.';
-comment on column public.tool_instances.status_reason is 'Human-readable message that goes with status_reason_code; never parsed.';
-comment on column public.tool_instances.status_changed_at is 'When status last changed; transitional statuses past a deadline count as stuck.';
-comment on column public.tool_instances.docker_state is 'Docker''s word for the container state (created, running, exited, ...); null when no container was observed.';
+comment on column public.tool_instances.status_reason is 'Human-readable message that goes with status_reason_code. Never parsed.';
+comment on column public.tool_instances.status_changed_at is 'When status last changed. Transitional statuses past a deadline count as stuck.';
+comment on column public.tool_instances.docker_state is 'Docker''s word for the container state (created, running, exited, ...). Null when no container was observed.';
 comment on column public.tool_instances.observed_generation is 'Generation label of the observed container.';
-comment on column public.tool_instances.observed_at is 'When the recorded observation last changed. Identical reports do not rewrite the row; the toolbox''s last_heartbeat_at tells how fresh it is.';
-comment on column public.tool_instances.restart_attempts is 'Restarts the reconciler made since the owner last recorded intent; past a limit the instance is marked failed.';
+comment on column public.tool_instances.observed_at is 'When the recorded observation last changed. Identical reports do not rewrite the row. The toolbox''s last_heartbeat_at tells how fresh it is.';
+comment on column public.tool_instances.restart_attempts is 'Restarts the reconciler made since the owner last recorded intent. Past a limit the instance is marked failed.';
 comment on column public.tool_instances.next_attempt_at is 'Earliest time the reconciler may restart the container again (crash-loop back-off).';
-comment on column public.tool_instances.version is 'Bumped by trigger on every update; writers pass the version they read to detect lost updates.';
-comment on column public.tool_instances.lease_nonce is 'Proof of the current lease; writes under a lease must present it before lease_expires_at.';
+comment on column public.tool_instances.version is 'Bumped by trigger on every update. Writers pass the version they read to detect lost updates.';
+comment on column public.tool_instances.lease_nonce is 'Proof of the current lease. Writes under a lease must present it before lease_expires_at.';
 
 create index tool_instances_owner_id_idx on public.tool_instances (owner_id);
 create index tool_instances_toolbox_id_idx on public.tool_instances (toolbox_id);
@@ -277,8 +277,8 @@ create table public.instance_events (
 );
 
 comment on table public.instance_events is
-  'Append-only history of instance status changes, one row per change, written by trigger in the same transaction. Owners read their own rows; nobody updates or deletes them.';
-comment on column public.instance_events.from_status is 'Status before the change; null for the event that records the creation of the instance.';
+  'Append-only history of instance status changes, one row per change, written by trigger in the same transaction. Owners read their own rows. Nobody updates or deletes them.';
+comment on column public.instance_events.from_status is 'Status before the change. Null for the event that records the creation of the instance.';
 
 create index instance_events_instance_id_idx on public.instance_events (instance_id, id);
 create index instance_events_owner_id_idx on public.instance_events (owner_id);
@@ -311,7 +311,7 @@ create table public.reconcile_runs (
 );
 
 comment on table public.reconcile_runs is
-  'One row per reconciler pass with what it checked, found and repaired. Readable by service_role only; written by the reconcile run functions.';
+  'One row per reconciler pass with what it checked, found and repaired. Readable by service_role only. Written by the reconcile run functions.';
 
 create index reconcile_runs_started_at_idx on public.reconcile_runs (started_at desc);
 
@@ -338,4 +338,6 @@ create table berth_private.idempotency_keys (
 comment on table berth_private.idempotency_keys is
   'Idempotency-Key values of create requests with the stored response, so a retried deploy replays instead of creating twice. Used by the write functions only.';
 
+-- TODO: nothing deletes old keys yet. A scheduled purge (for example of keys older than a day)
+-- still has to be added; this index is there for it.
 create index idempotency_keys_created_at_idx on berth_private.idempotency_keys (created_at);

@@ -11,7 +11,7 @@ create table berth_private.instance_status_transitions (
 );
 
 comment on table berth_private.instance_status_transitions is
-  'Every allowed change of tool_instances.status. Any other pair is rejected by trigger with SQLSTATE BT001. packages/shared keeps the same list; a test proves they are equal.';
+  'Every allowed change of tool_instances.status. Any other pair is rejected by trigger with SQLSTATE BT001. packages/shared keeps the same list. A test proves they are equal.';
 
 -- Keeping the status is not a transition, so the table has no (s, s) rows. `removed` is final,
 -- nothing returns to `pending`, and only states that may have a container become `unknown`.
@@ -54,7 +54,7 @@ create table berth_private.reason_codes (
 );
 
 comment on table berth_private.reason_codes is
-  'Closed set of machine-readable reason codes for status changes and events. packages/shared keeps the same list; a test proves they are equal.';
+  'Closed set of machine-readable reason codes for status changes and events. packages/shared keeps the same list. A test proves they are equal.';
 
 insert into berth_private.reason_codes (code, description) values
   ('Created', 'The owner created the instance.'),
@@ -214,7 +214,7 @@ end;
 $$;
 
 comment on function berth_private.current_actor() is
-  'Returns the event actor declared by the running write function in berth.actor, or system. Used by the event trigger; no role needs to call it.';
+  'Returns the event actor declared by the running write function in berth.actor, or system. Used by the event trigger. No role needs to call it.';
 revoke all on function berth_private.current_actor() from public, anon, authenticated, service_role;
 
 create function berth_private.append_status_event()
@@ -271,7 +271,7 @@ set search_path = ''
 as $$
 begin
   -- Deleting an account or an instance cascades here from a foreign key action, which runs
-  -- one trigger level deeper than a direct statement; only those deletes pass.
+  -- one trigger level deeper than a direct statement. Only those deletes pass.
   if tg_op = 'DELETE' and pg_catalog.pg_trigger_depth() > 1 then
     return old;
   end if;

@@ -1,6 +1,6 @@
 -- Building blocks of the write functions: error raising with stable SQLSTATEs, row locking with
 -- version and lease checks, and the event context that the status event trigger reads.
--- None of these is callable by an API role; the write functions use them as the owner.
+-- None of these is callable by an API role. The write functions use them as the owner.
 
 -- Errors --------------------------------------------------------------------------------------
 
@@ -91,7 +91,7 @@ end;
 $$;
 
 comment on function berth_private.lock_instance(uuid) is
-  'Locks an instance row for update and returns it; raises BT006 when it does not exist. Internal to the write functions.';
+  'Locks an instance row for update and returns it. Raises BT006 when it does not exist. Internal to the write functions.';
 revoke all on function berth_private.lock_instance(uuid) from public, anon, authenticated, service_role;
 
 create function berth_private.lock_live_instance(p_instance_id uuid)
@@ -111,7 +111,7 @@ end;
 $$;
 
 comment on function berth_private.lock_live_instance(uuid) is
-  'Locks an instance that is not removed; raises BT006 when missing and BT012 when removed. Internal to the write functions.';
+  'Locks an instance that is not removed. Raises BT006 when missing and BT012 when removed. Internal to the write functions.';
 revoke all on function berth_private.lock_live_instance(uuid) from public, anon, authenticated, service_role;
 
 create function berth_private.lock_instance_at_version(p_instance_id uuid, p_expected_version bigint)
@@ -133,7 +133,7 @@ end;
 $$;
 
 comment on function berth_private.lock_instance_at_version(uuid, bigint) is
-  'Locks a live instance and checks that it is still at the version the caller read; raises BT002 otherwise. Internal to the write functions.';
+  'Locks a live instance and checks that it is still at the version the caller read. Raises BT002 otherwise. Internal to the write functions.';
 revoke all on function berth_private.lock_instance_at_version(uuid, bigint) from public, anon, authenticated, service_role;
 
 create function berth_private.lock_leased_instance(p_instance_id uuid, p_lease_nonce uuid)
@@ -158,7 +158,7 @@ end;
 $$;
 
 comment on function berth_private.lock_leased_instance(uuid, uuid) is
-  'Locks an instance and checks that the given lease nonce is current and unexpired by the database clock; raises BT004 otherwise. Internal to the write functions.';
+  'Locks an instance and checks that the given lease nonce is current and unexpired by the database clock. Raises BT004 otherwise. Internal to the write functions.';
 revoke all on function berth_private.lock_leased_instance(uuid, uuid) from public, anon, authenticated, service_role;
 
 -- Event context -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
--- Secret environment variables of instances. tool_instances keeps only their names; the values
+-- Secret environment variables of instances. tool_instances keeps only their names. The values
 -- live here, out of reach of every API role. On hosted Supabase, where the Vault extension
 -- provides vault.create_secret, the value goes to Vault (encrypted at rest) and this table keeps
 -- only the Vault secret id.
@@ -17,7 +17,7 @@ create table berth_private.instance_secrets (
 );
 
 comment on table berth_private.instance_secrets is
-  'Secret values of instances, or their Vault ids when Vault is installed. No API role has any grant; the secret functions read and write it.';
+  'Secret values of instances, or their Vault ids when Vault is installed. No API role has any grant. The secret functions read and write it.';
 
 alter table berth_private.instance_secrets enable row level security;
 revoke all on table berth_private.instance_secrets from public, anon, authenticated, service_role;
@@ -39,7 +39,7 @@ comment on function berth_private.vault_available() is
   'Tests whether Supabase Vault is installed, which decides where secret values are stored. Internal to the secret functions.';
 revoke all on function berth_private.vault_available() from public, anon, authenticated, service_role;
 
--- Stores one value; returns whether anything changed. The caller validates the instance.
+-- Stores one value. Returns whether anything changed. The caller validates the instance.
 create function berth_private.store_instance_secret(p_instance_id uuid, p_name text, p_value text)
 returns boolean
 language plpgsql
@@ -222,7 +222,7 @@ end;
 $$;
 
 comment on function berth_private.delete_instance_secret(uuid, text) is
-  'Removes one secret environment variable of a live instance and bumps the spec generation; absent names change nothing. Callable by service_role.';
+  'Removes one secret environment variable of a live instance and bumps the spec generation. Absent names change nothing. Callable by service_role.';
 revoke all on function berth_private.delete_instance_secret(uuid, text) from public, anon, authenticated;
 grant execute on function berth_private.delete_instance_secret(uuid, text) to service_role;
 

@@ -33,7 +33,7 @@ end;
 $$;
 
 comment on function berth_private.lock_toolbox_for_deploy(uuid, uuid) is
-  'Locks an owner''s toolbox against decommissioning while an instance is created on it; raises BT007 when missing or owned by someone else, BT009 when draining or decommissioned. Internal to create_instance.';
+  'Locks an owner''s toolbox against decommissioning while an instance is created on it. Raises BT007 when missing or owned by someone else, BT009 when draining or decommissioned. Internal to create_instance.';
 revoke all on function berth_private.lock_toolbox_for_deploy(uuid, uuid) from public, anon, authenticated, service_role;
 
 create function berth_private.check_instance_arguments(p_desired_state text, p_secrets jsonb)
@@ -55,7 +55,7 @@ end;
 $$;
 
 comment on function berth_private.check_instance_arguments(text, jsonb) is
-  'Validates the create_instance arguments that no table constraint covers; raises 22023 naming the column. Internal to create_instance.';
+  'Validates the create_instance arguments that no table constraint covers. Raises 22023 naming the column. Internal to create_instance.';
 revoke all on function berth_private.check_instance_arguments(text, jsonb) from public, anon, authenticated, service_role;
 
 create function berth_private.create_instance(
@@ -118,7 +118,7 @@ begin
         elsif violated <> 'tool_instances_toolbox_host_port_live_key' then
           raise;
         end if;
-        -- Another transaction committed this port first; the loop picks the next free one.
+        -- Another transaction committed this port first. The loop picks the next free one.
       when check_violation then
         get stacked diagnostics violated = constraint_name;
         perform berth_private.raise_invalid_value('public.tool_instances', violated);
@@ -203,7 +203,7 @@ begin
 
   current := berth_private.lock_live_instance(p_instance_id);
 
-  -- The holder of an unexpired lease may claim again to renew it; the new nonce replaces the old.
+  -- The holder of an unexpired lease may claim again to renew it. The new nonce replaces the old.
   if current.lease_nonce is not null
      and current.lease_expires_at > pg_catalog.clock_timestamp()
      and current.lease_holder is distinct from p_holder then
@@ -223,7 +223,7 @@ end;
 $$;
 
 comment on function berth_private.claim_instance_lease(uuid, text, integer) is
-  'Claims the lease of a live instance for p_ttl_seconds by the database clock and returns the row with the new lease_nonce and lease_expires_at; raises BT003 while another holder''s lease is unexpired. Callable by service_role.';
+  'Claims the lease of a live instance for p_ttl_seconds by the database clock and returns the row with the new lease_nonce and lease_expires_at. Raises BT003 while another holder''s lease is unexpired. Callable by service_role.';
 revoke all on function berth_private.claim_instance_lease(uuid, text, integer) from public, anon, authenticated;
 grant execute on function berth_private.claim_instance_lease(uuid, text, integer) to service_role;
 
@@ -242,7 +242,7 @@ end;
 $$;
 
 comment on function berth_private.release_instance_lease(uuid, uuid) is
-  'Releases a lease when p_lease_nonce is the current one and returns true; with any other nonce it writes nothing and returns false. Callable by service_role.';
+  'Releases a lease when p_lease_nonce is the current one and returns true. With any other nonce it writes nothing and returns false. Callable by service_role.';
 revoke all on function berth_private.release_instance_lease(uuid, uuid) from public, anon, authenticated;
 grant execute on function berth_private.release_instance_lease(uuid, uuid) to service_role;
 
@@ -268,7 +268,7 @@ end;
 $$;
 
 comment on function berth_private.check_status_arguments(text, text) is
-  'Validates a status and its reason code; raises 22023 naming the column. Internal to the status functions.';
+  'Validates a status and its reason code. Raises 22023 naming the column. Internal to the status functions.';
 revoke all on function berth_private.check_status_arguments(text, text) from public, anon, authenticated, service_role;
 
 -- Writes status and reason on a row the caller has locked and checked.
@@ -291,7 +291,7 @@ begin
   returning * into updated;
   perform berth_private.clear_event_context();
 
-  -- An update that changes nothing is skipped by trigger; the row is then returned as it is.
+  -- An update that changes nothing is skipped by trigger. The row is then returned as it is.
   if updated.id is null then
     select * into updated from public.tool_instances where id = p_instance_id;
   end if;
@@ -325,7 +325,7 @@ end;
 $$;
 
 comment on function berth_private.set_instance_status(uuid, uuid, text, text, text, text, jsonb) is
-  'Sets status and reason under a lease: nothing is written unless p_lease_nonce is current and unexpired (BT004); a transition outside the table raises BT001. A status change appends one event with p_actor and p_details. Callable by service_role.';
+  'Sets status and reason under a lease: nothing is written unless p_lease_nonce is current and unexpired (BT004). A transition outside the table raises BT001. A status change appends one event with p_actor and p_details. Callable by service_role.';
 revoke all on function berth_private.set_instance_status(uuid, uuid, text, text, text, text, jsonb) from public, anon, authenticated;
 grant execute on function berth_private.set_instance_status(uuid, uuid, text, text, text, text, jsonb) to service_role;
 
@@ -349,7 +349,7 @@ begin
   perform berth_private.check_status_arguments(p_status, p_reason_code);
   current := berth_private.lock_instance_at_version(p_instance_id, p_expected_version);
 
-  -- A leased instance belongs to the operation driving it; reports wait until it finishes.
+  -- A leased instance belongs to the operation driving it. Reports wait until it finishes.
   if current.lease_nonce is not null and current.lease_expires_at > pg_catalog.clock_timestamp() then
     raise exception 'instance % is leased by % until %', p_instance_id, current.lease_holder, current.lease_expires_at
       using errcode = 'BT003',
@@ -435,7 +435,7 @@ begin
       returning * into updated;
       return updated;
     exception when unique_violation then
-      -- Another transaction committed this port first; the loop picks the next free one.
+      -- Another transaction committed this port first. The loop picks the next free one.
       null;
     end;
   end loop;
@@ -443,7 +443,7 @@ end;
 $$;
 
 comment on function berth_private.reallocate_host_port(uuid, uuid) is
-  'Moves a leased instance to another free host port of its toolbox and bumps the spec generation, for when the agent reports port_in_use; raises BT005 when none is left. Callable by service_role.';
+  'Moves a leased instance to another free host port of its toolbox and bumps the spec generation, for when the agent reports port_in_use. Raises BT005 when none is left. Callable by service_role.';
 revoke all on function berth_private.reallocate_host_port(uuid, uuid) from public, anon, authenticated;
 grant execute on function berth_private.reallocate_host_port(uuid, uuid) to service_role;
 
@@ -478,7 +478,7 @@ comment on function berth_private.raise_invalid_observation(text, text) is
   'Raises SQLSTATE 22023 naming a malformed field of an agent observation. Internal to parse_observation.';
 revoke all on function berth_private.raise_invalid_observation(text, text) from public, anon, authenticated, service_role;
 
--- Docker reports "0001-01-01T00:00:00Z" for a time that never happened; such times become null.
+-- Docker reports "0001-01-01T00:00:00Z" for a time that never happened. Such times become null.
 create function berth_private.parse_observation_time(p_value jsonb, p_field text)
 returns timestamptz
 language plpgsql
@@ -545,7 +545,7 @@ end;
 $$;
 
 comment on function berth_private.check_observation_types(jsonb) is
-  'Checks the JSON types of an agent observation; raises 22023 naming the first bad field. Internal to parse_observation.';
+  'Checks the JSON types of an agent observation. Raises 22023 naming the first bad field. Internal to parse_observation.';
 revoke all on function berth_private.check_observation_types(jsonb) from public, anon, authenticated, service_role;
 
 -- Field names follow the agent's observation: container_id, state, exit_code, oom_killed,
@@ -577,7 +577,7 @@ end;
 $$;
 
 comment on function berth_private.parse_observation(jsonb) is
-  'Validates and converts one agent observation (JSON) into berth_private.observation; raises 22023 naming a malformed field. Internal to the observation functions.';
+  'Validates and converts one agent observation (JSON) into berth_private.observation. Raises 22023 naming a malformed field. Internal to the observation functions.';
 revoke all on function berth_private.parse_observation(jsonb) from public, anon, authenticated, service_role;
 
 -- Writes an observation only when it differs from the recorded one.
@@ -623,7 +623,7 @@ declare
 begin
   select * into recorded from public.tool_instances
   where id = p_instance_id and toolbox_id = p_toolbox_id;
-  -- An agent reports only for its own toolbox; an instance elsewhere is reported as missing.
+  -- An agent reports only for its own toolbox. An instance elsewhere is reported as missing.
   if not found then
     perform berth_private.raise_instance_not_found(p_instance_id);
   end if;

@@ -22,7 +22,7 @@ end;
 $$;
 
 comment on function berth_private.lock_toolbox(uuid) is
-  'Locks a toolbox row for update and returns it; raises BT007 when it does not exist. Internal to the toolbox functions.';
+  'Locks a toolbox row for update and returns it. Raises BT007 when it does not exist. Internal to the toolbox functions.';
 revoke all on function berth_private.lock_toolbox(uuid) from public, anon, authenticated, service_role;
 
 create function berth_private.lock_open_toolbox(p_toolbox_id uuid)
@@ -42,7 +42,7 @@ end;
 $$;
 
 comment on function berth_private.lock_open_toolbox(uuid) is
-  'Locks a toolbox that is not decommissioned; raises BT007 when missing and BT009 when decommissioned. Internal to the toolbox functions.';
+  'Locks a toolbox that is not decommissioned. Raises BT007 when missing and BT009 when decommissioned. Internal to the toolbox functions.';
 revoke all on function berth_private.lock_open_toolbox(uuid) from public, anon, authenticated, service_role;
 
 -- Register ------------------------------------------------------------------------------------
@@ -84,7 +84,7 @@ end;
 $$;
 
 comment on function berth_private.create_toolbox(uuid, text, text, integer, integer, integer) is
-  'Registers a toolbox for an owner in status provisioning; raises 22023 naming the column for invalid values and BT008 for a name the owner already uses. Callable by service_role.';
+  'Registers a toolbox for an owner in status provisioning. Raises 22023 naming the column for invalid values and BT008 for a name the owner already uses. Callable by service_role.';
 revoke all on function berth_private.create_toolbox(uuid, text, text, integer, integer, integer) from public, anon, authenticated;
 grant execute on function berth_private.create_toolbox(uuid, text, text, integer, integer, integer) to service_role;
 
@@ -140,7 +140,7 @@ end;
 $$;
 
 comment on function berth_private.set_toolbox_status(uuid, text) is
-  'Sets a toolbox active or draining (draining accepts no new instances); raises BT009 for a decommissioned toolbox. Callable by service_role.';
+  'Sets a toolbox active or draining (draining accepts no new instances). Raises BT009 for a decommissioned toolbox. Callable by service_role.';
 revoke all on function berth_private.set_toolbox_status(uuid, text) from public, anon, authenticated;
 grant execute on function berth_private.set_toolbox_status(uuid, text) to service_role;
 
@@ -175,7 +175,7 @@ end;
 $$;
 
 comment on function berth_private.decommission_toolbox(uuid) is
-  'Marks a toolbox decommissioned (final); raises BT010 while it has instances that are not removed. Repeating it is a no-op. Callable by service_role.';
+  'Marks a toolbox decommissioned (final). Raises BT010 while it has instances that are not removed. Repeating it is a no-op. Callable by service_role.';
 revoke all on function berth_private.decommission_toolbox(uuid) from public, anon, authenticated;
 grant execute on function berth_private.decommission_toolbox(uuid) to service_role;
 
@@ -276,7 +276,7 @@ end;
 $$;
 
 comment on function berth_private.record_toolbox_failure(uuid, text, integer, text) is
-  'Counts a failed heartbeat or poll; at p_threshold consecutive failures the toolbox becomes unreachable and its instances unknown (HostUnreachable). Callable by service_role.';
+  'Counts a failed heartbeat or poll. At p_threshold consecutive failures the toolbox becomes unreachable and its instances unknown (HostUnreachable). Callable by service_role.';
 revoke all on function berth_private.record_toolbox_failure(uuid, text, integer, text) from public, anon, authenticated;
 grant execute on function berth_private.record_toolbox_failure(uuid, text, integer, text) to service_role;
 
@@ -342,7 +342,7 @@ end;
 $$;
 
 comment on function berth_private.finish_toolbox_reconcile(uuid, text) is
-  'Records that p_holder finished reconciling a toolbox and releases its lease; returns false, writing nothing, when p_holder no longer holds it. Callable by service_role.';
+  'Records that p_holder finished reconciling a toolbox and releases its lease. Returns false, writing nothing, when p_holder no longer holds it. Callable by service_role.';
 revoke all on function berth_private.finish_toolbox_reconcile(uuid, text) from public, anon, authenticated;
 grant execute on function berth_private.finish_toolbox_reconcile(uuid, text) to service_role;
 
@@ -424,7 +424,7 @@ end;
 $$;
 
 comment on function berth_private.finish_reconcile_run(uuid, text, integer, integer, integer, integer, integer, jsonb) is
-  'Closes a running reconcile_runs row with its counts and errors; duration_ms comes from the database clock. Raises BT015 for an unknown or finished run. Callable by service_role.';
+  'Closes a running reconcile_runs row with its counts and errors. The duration_ms comes from the database clock. Raises BT015 for an unknown or finished run. Callable by service_role.';
 revoke all on function berth_private.finish_reconcile_run(uuid, text, integer, integer, integer, integer, integer, jsonb) from public, anon, authenticated;
 grant execute on function berth_private.finish_reconcile_run(uuid, text, integer, integer, integer, integer, integer, jsonb) to service_role;
 
@@ -524,6 +524,6 @@ end;
 $$;
 
 comment on function berth_private.complete_idempotent_request(uuid, text, integer, jsonb) is
-  'Stores the response of a request begun with begin_idempotent_request so retries replay it; raises BT016 for an unknown or completed key. Callable by service_role.';
+  'Stores the response of a request begun with begin_idempotent_request so retries replay it. Raises BT016 for an unknown or completed key. Callable by service_role.';
 revoke all on function berth_private.complete_idempotent_request(uuid, text, integer, jsonb) from public, anon, authenticated;
 grant execute on function berth_private.complete_idempotent_request(uuid, text, integer, jsonb) to service_role;

@@ -50,7 +50,7 @@ begin
       using errcode = '22023';
   end if;
 
-  -- The job text reads the secrets at run time; the timeout stays below the default one-minute
+  -- The job text reads the secrets at run time. The timeout stays below the default one-minute
   -- period so a slow pass is cut off before the next one starts.
   command := format($job$
 select net.http_post(
@@ -71,7 +71,7 @@ end;
 $$;
 
 comment on function berth_private.schedule_reconcile(text, integer) is
-  'Creates or updates the pg_cron job berth-reconcile that POSTs to <berth_project_url>/functions/v1/reconcile with the service role key from Vault; returns the job id, or null with a notice when pg_cron, pg_net or Vault is missing. Run by the database owner (migrations, operators).';
+  'Creates or updates the pg_cron job berth-reconcile that POSTs to <berth_project_url>/functions/v1/reconcile with the service role key from Vault. Returns the job id, or null with a notice when pg_cron, pg_net or Vault is missing. Run by the database owner (migrations, operators).';
 revoke all on function berth_private.schedule_reconcile(text, integer) from public, anon, authenticated, service_role;
 
 create function berth_private.unschedule_reconcile()

@@ -164,3 +164,25 @@ describe("policies", () => {
     expect(rows.map((row) => row.table)).toEqual([]);
   });
 });
+
+describe("documentation", () => {
+  test("every table and function has a comment", async () => {
+    const { sql } = getDb();
+    const rows = await sql<{ object: string }[]>`
+      select 'function ' || p.oid::regprocedure::text as object
+      from pg_proc as p
+      join pg_namespace as n on n.oid = p.pronamespace
+      where n.nspname = any (${BERTH_SCHEMAS_SQL}::text[])
+        and not exists (select 1 from pg_depend as d where d.objid = p.oid and d.deptype = 'e')
+        and obj_description(p.oid, 'pg_proc') is null
+      union all
+      select 'table ' || c.oid::regclass::text
+      from pg_class as c
+      join pg_namespace as n on n.oid = c.relnamespace
+      where n.nspname = any (${BERTH_SCHEMAS_SQL}::text[]) and c.relkind in ('r', 'p')
+        and obj_description(c.oid, 'pg_class') is null`;
+
+    expect(rows.map((row) => row.object)).toEqual([]);
+  });
+});
+
