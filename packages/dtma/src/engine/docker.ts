@@ -110,14 +110,21 @@ export class DockerEngine implements Engine {
 }
 
 async function* readEvents(stream: Readable, signal: AbortSignal): AsyncIterable<EngineEvent> {
-  const abort = () => stream.destroy();
+  const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
+  // Destroying the socket alone does not end readline's iterator, because readline waits for
+  // an `end` event that a destroyed stream never emits. Closing the interface ends it.
+  const abort = () => {
+    lines.close();
+    stream.destroy();
+  };
+  stream.once("close", () => lines.close());
   if (signal.aborted) {
     abort();
   }
   signal.addEventListener("abort", abort, { once: true });
 
   try {
-    for await (const line of readline.createInterface({ input: stream, crlfDelay: Infinity })) {
+    for await (const line of lines) {
       const event = parseEvent(line);
       if (event !== null) {
         yield event;
@@ -125,7 +132,7 @@ async function* readEvents(stream: Readable, signal: AbortSignal): AsyncIterable
     }
   } finally {
     signal.removeEventListener("abort", abort);
-    stream.destroy();
+    abort();
   }
 }
 

@@ -2,7 +2,7 @@ import { Writable } from "node:stream";
 import type { Logger } from "pino";
 import { createLogger } from "../../src/logger.ts";
 
-/** A logger whose JSON lines are kept in memory, so tests can read what the agent logged. */
+/** Creates a logger that keeps its JSON lines in memory, so tests can read what the agent logged. */
 export function captureLogger(): { logger: Logger; lines: () => string[] } {
   const chunks: string[] = [];
   const sink = new Writable({

@@ -1,0 +1,128 @@
+import { randomUUID } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { HeartbeatRequest, InstanceObservation } from "@berth/shared";
+import { ensureImage, HTTP_ECHO_PORT } from "../../../stack/images.ts";
+import { freePort } from "../../../stack/net.ts";
+import { describeWithEngine, removeLabeledContainers } from "../../../tests/support/engine.ts";
+import { TEST_TOKEN, callAgent, startInProcessAgent, toolboxSelector, waitFor, type InProcessAgent } from "./support/agent.ts";
+
+const IMAGE_BUILD_TIMEOUT_MS = 240_000;
+
+interface Received {
+  at: number;
+  authorization: string | undefined;
+  body: HeartbeatRequest;
+}
+
+/** Starts a stand-in control plane on loopback that records heartbeats and responds with `status`. */
+async function startControlPlane() {
+  const received: Received[] = [];
+  const state = { status: 200 };
+  const server = http.createServer((request, response) => {
+    let text = "";
+    request.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+    request.on("end", () => {
+      if (request.method === "POST" && request.url === "/functions/v1/dtma-heartbeat") {
+        received.push({ at: Date.now(), authorization: request.headers.authorization, body: HeartbeatRequest.parse(JSON.parse(text)) });
+      }
+      response.writeHead(state.status, { "content-type": "application/json" }).end("{}");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/functions/v1`;
+  return { url, received, state, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describeWithEngine("agent heartbeats", (engine) => {
+  const toolboxId = randomUUID();
+  let echoImage = "";
+  let controlPlane: Awaited<ReturnType<typeof startControlPlane>>;
+  let agent: InProcessAgent;
+
+  beforeAll(async () => {
+    echoImage = await ensureImage(engine.dockerHost, "http-echo");
+    controlPlane = await startControlPlane();
+    agent = await startInProcessAgent({
+      DOCKER_HOST: engine.dockerHost,
+      DTMA_TOOLBOX_ID: toolboxId,
+      DTMA_CONTROL_PLANE_URL: controlPlane.url,
+      DTMA_HEARTBEAT_INTERVAL_MS: "600000",
+      DTMA_HEARTBEAT_DEBOUNCE_MS: "200",
+      DTMA_HEARTBEAT_BACKOFF_MIN_MS: "200",
+      DTMA_HEARTBEAT_BACKOFF_MAX_MS: "800",
+    });
+  }, IMAGE_BUILD_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await agent?.close();
+    await controlPlane?.close();
+    await removeLabeledContainers(engine.docker, toolboxSelector(toolboxId));
+  });
+
+  it("sends one at start", async () => {
+    const first = await waitFor("the first heartbeat", async () => controlPlane.received[0]);
+
+    expect(first.authorization).toBe(`Bearer ${TEST_TOKEN}`);
+    expect(first.body.toolbox_id).toBe(toolboxId);
+    expect(first.body.engine_version).not.toBe("");
+  });
+
+  it("sends one after a container event", async () => {
+    const id = randomUUID();
+    const deployed = await callAgent(agent.url, "PUT", `/v1/instances/${id}`, {
+      generation: 1,
+      image: echoImage,
+      port: HTTP_ECHO_PORT,
+      host_port: await freePort(),
+      desired_state: "running",
+    });
+    const containerId = InstanceObservation.parse(deployed.body).container_id;
+    await callAgent(agent.url, "POST", `/v1/instances/${id}/stop`);
+
+    const withDie = await waitFor("a heartbeat with the die event", async () =>
+      controlPlane.received.find((heartbeat) =>
+        heartbeat.body.events.some((event) => event.action === "die" && event.container_id === containerId),
+      ),
+    );
+    const die = withDie.body.events.find((event) => event.action === "die");
+    expect(die?.instance_id).toBe(id);
+    expect(die?.exit_code).toBe(143);
+    expect(withDie.body.events.map((event) => event.action)).toContain("start");
+    expect(withDie.body.instances.map((instance) => instance.container_id)).toContain(containerId);
+  });
+
+  it("backs off while the control plane fails", async () => {
+    controlPlane.state.status = 500;
+    const failingSince = controlPlane.received.length;
+    const id = randomUUID();
+    await callAgent(agent.url, "PUT", `/v1/instances/${id}`, {
+      generation: 1,
+      image: echoImage,
+      port: HTTP_ECHO_PORT,
+      host_port: await freePort(),
+      desired_state: "running",
+    });
+
+    const attempts = await waitFor("five failed heartbeats", async () => {
+      const failed = controlPlane.received.slice(failingSince);
+      return failed.length >= 5 ? failed : undefined;
+    });
+    const gaps = attempts.slice(1, 5).map((attempt, index) => attempt.at - attempts[index]!.at);
+    // Delays double from 200 ms and stop at 800 ms, plus the time each attempt itself takes.
+    expect(gaps[0]).toBeGreaterThanOrEqual(190);
+    expect(gaps[1]).toBeGreaterThanOrEqual(390);
+    expect(gaps[2]).toBeGreaterThanOrEqual(790);
+    expect(gaps[3]).toBeGreaterThanOrEqual(790);
+    expect(gaps[3]).toBeLessThan(1_600);
+
+    controlPlane.state.status = 200;
+    const delivered = await waitFor("a heartbeat after recovery with the queued start event", async () =>
+      controlPlane.received
+        .slice(failingSince + 5)
+        .find((heartbeat) => heartbeat.body.events.some((event) => event.action === "start" && event.instance_id === id)),
+    );
+    expect(delivered.body.instances.map((instance) => instance.instance_id)).toContain(id);
+  });
+});
