@@ -128,6 +128,16 @@ comment on column public.toolboxes.consecutive_failures is 'Failed heartbeats or
 comment on column public.toolboxes.token_version is 'Input to the agent token derivation. Bumping it revokes the previous token.';
 comment on column public.toolboxes.reconcile_lease_holder is 'Reconciler pass that has claimed this toolbox until reconcile_lease_expires_at.';
 
+-- Constraint comments state the rule. The write functions return them as the HINT of a 22023.
+comment on constraint toolboxes_name_dns_label on public.toolboxes is
+  'Use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.';
+comment on constraint toolboxes_agent_url_http on public.toolboxes is
+  'Use an http:// or https:// URL without spaces, query or fragment, for example https://203.0.113.7:30000.';
+comment on constraint toolboxes_agent_port_range on public.toolboxes is 'Use a port from 1 to 65535.';
+comment on constraint toolboxes_port_range_start_range on public.toolboxes is 'Use a port from 1 to 65535.';
+comment on constraint toolboxes_port_range_end_range on public.toolboxes is 'Use a port from 1 to 65535.';
+comment on constraint toolboxes_port_range_ordered on public.toolboxes is 'The range start must not be above its end.';
+
 create index toolboxes_owner_id_idx on public.toolboxes (owner_id);
 create unique index toolboxes_owner_name_live_key on public.toolboxes (owner_id, name)
   where status <> 'decommissioned';
@@ -244,6 +254,25 @@ comment on column public.tool_instances.restart_attempts is 'Restarts the reconc
 comment on column public.tool_instances.next_attempt_at is 'Earliest time the reconciler may restart the container again (crash-loop back-off).';
 comment on column public.tool_instances.version is 'Bumped by trigger on every update. Writers pass the version they read to detect lost updates.';
 comment on column public.tool_instances.lease_nonce is 'Proof of the current lease. Writes under a lease must present it before lease_expires_at.';
+
+comment on constraint tool_instances_name_dns_label on public.tool_instances is
+  'Use 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit.';
+comment on constraint tool_instances_image_reference on public.tool_instances is
+  'Use a Docker image reference such as nginx:1.27, ghcr.io/owner/name:tag or name@sha256:<64 hex digits>, without spaces.';
+comment on constraint tool_instances_command_no_nulls on public.tool_instances is 'Command arguments must not be null.';
+comment on constraint tool_instances_env_string_map on public.tool_instances is
+  'Use a JSON object whose keys are environment variable names (letters, digits, underscores, not starting with a digit) and whose values are strings.';
+comment on constraint tool_instances_secret_names_valid on public.tool_instances is
+  'Secret names are distinct environment variable names (letters, digits, underscores, not starting with a digit).';
+comment on constraint tool_instances_secret_names_not_in_env on public.tool_instances is
+  'A name is either a plain environment variable or a secret, not both.';
+comment on constraint tool_instances_container_port_range on public.tool_instances is 'Use a port from 1 to 65535.';
+comment on constraint tool_instances_host_port_range on public.tool_instances is 'Use a port from 1 to 65535.';
+comment on constraint tool_instances_mcp_transport_known on public.tool_instances is 'Use streamable_http or sse.';
+comment on constraint tool_instances_mcp_path_format on public.tool_instances is
+  'Use an absolute URL path such as /mcp, without spaces, query or fragment.';
+comment on constraint tool_instances_memory_mb_positive on public.tool_instances is 'Use a memory limit above 0 MB, or none.';
+comment on constraint tool_instances_cpus_positive on public.tool_instances is 'Use a CPU limit above 0, or none.';
 
 create index tool_instances_owner_id_idx on public.tool_instances (owner_id);
 create index tool_instances_toolbox_id_idx on public.tool_instances (toolbox_id);

@@ -5,7 +5,8 @@
 -- Errors --------------------------------------------------------------------------------------
 
 -- Turns a check or not-null violation into SQLSTATE 22023 that names the column(s) of the
--- constraint, so callers can answer invalid_request without parsing messages.
+-- constraint, so callers can answer invalid_request without parsing messages. The comment on
+-- the constraint, which states the rule, becomes the HINT.
 create function berth_private.raise_invalid_value(p_table text, p_constraint text, p_column text default null)
 returns void
 language plpgsql
@@ -13,7 +14,12 @@ set search_path = ''
 as $$
 declare
   columns text := p_column;
+  rule text;
 begin
+  select pg_catalog.obj_description(c.oid, 'pg_constraint') into rule
+  from pg_catalog.pg_constraint as c
+  where c.conname = p_constraint and c.conrelid = pg_catalog.to_regclass(p_table);
+
   if columns is null then
     select string_agg(a.attname, ', ' order by a.attnum) into columns
     from pg_catalog.pg_constraint as c
@@ -22,9 +28,10 @@ begin
       and c.conrelid = pg_catalog.to_regclass(p_table);
   end if;
 
-  raise exception 'invalid value for %: violates %', coalesce(columns, 'an argument'), p_constraint
+  raise exception 'invalid value for %: violates %', coalesce(columns, 'an argument'), coalesce(p_constraint, 'not null')
     using errcode = '22023',
           detail = format('column=%s constraint=%s', columns, p_constraint),
+          hint = coalesce(rule, ''),
           table = pg_catalog.split_part(p_table, '.', 2),
           column = coalesce(pg_catalog.split_part(columns, ', ', 1), ''),
           constraint = coalesce(p_constraint, '');

@@ -153,6 +153,7 @@ security definer
 set search_path = ''
 as $$
 declare
+  current public.tool_instances;
   updated public.tool_instances;
 begin
   if p_desired_state is null or p_desired_state not in ('running', 'stopped', 'removed') then
@@ -160,7 +161,11 @@ begin
       using errcode = '22023', table = 'tool_instances', column = 'desired_state', detail = 'column=desired_state';
   end if;
 
-  perform berth_private.lock_instance_at_version(p_instance_id, p_expected_version);
+  current := berth_private.lock_instance_at_version(p_instance_id, p_expected_version);
+  if current.desired_state = 'removed' and p_desired_state <> 'removed' then
+    raise exception 'instance % is being removed and cannot be %', p_instance_id, p_desired_state
+      using errcode = 'BT012', detail = format('instance_id=%s desired_state=removed', p_instance_id);
+  end if;
 
   -- Every request is new intent, even when desired_state stays the same: a start on a failed
   -- instance is a request to try again, so it also clears the crash-loop back-off.
@@ -176,7 +181,7 @@ end;
 $$;
 
 comment on function berth_private.record_intent(uuid, bigint, text) is
-  'Records the owner''s desired state and bumps the generation, only if the instance is still at p_expected_version (BT002 otherwise, nothing written). Callable by service_role.';
+  'Records the owner''s desired state and bumps the generation, only if the instance is still at p_expected_version (BT002 otherwise, nothing written). Removal cannot be taken back (BT012). Callable by service_role.';
 revoke all on function berth_private.record_intent(uuid, bigint, text) from public, anon, authenticated;
 grant execute on function berth_private.record_intent(uuid, bigint, text) to service_role;
 

@@ -21,7 +21,7 @@ const EXPECTED_RELATION_PRIVILEGES = [
   "service_role public.toolboxes SELECT",
 ].sort();
 
-/** The functions service_role may execute; anon and authenticated may execute none. */
+/** The functions service_role may execute. Neither anon nor authenticated may execute any. */
 const SERVICE_ROLE_FUNCTIONS = [
   "begin_idempotent_request",
   "claim_instance_lease",

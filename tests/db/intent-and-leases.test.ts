@@ -64,6 +64,17 @@ describe("record_intent", () => {
     expect(updated!.next_attempt_at).toBeNull();
   });
 
+  test("removal cannot be taken back", async () => {
+    const { sql } = getDb();
+    const instance = await createInstance(sql, ownerId, toolbox.id);
+    const [removing] = await sql<InstanceRow[]>`
+      select * from berth_private.record_intent(${instance.id}, ${instance.version}, 'removed')`;
+    const error = await sqlError(sql`select berth_private.record_intent(${instance.id}, ${removing!.version}, 'running')`);
+
+    expect(error.code).toBe(SQLSTATE.instanceRemoved);
+    expect((await readInstance(sql, instance.id)).desired_state).toBe("removed");
+  });
+
   test("unknown instance raises not found", async () => {
     const { sql } = getDb();
     const error = await sqlError(sql`select berth_private.record_intent(gen_random_uuid(), 1, 'stopped')`);

@@ -29,8 +29,8 @@ async function pgCronUnavailableReason(sql: postgres.Sql): Promise<string | null
 
 /**
  * Stand-ins for pg_net and Vault, which cannot be installed on this PostgreSQL. They have the
- * real names and signatures (net.http_post, vault.decrypted_secrets); http_post records its
- * arguments instead of sending a request.
+ * real names and signatures (net.http_post, vault.decrypted_secrets), but http_post records
+ * its arguments instead of sending a request.
  */
 async function installStandIns(tx: TransactionSql): Promise<void> {
   await tx.unsafe(`
@@ -129,7 +129,7 @@ describe("reconcile schedule", () => {
     }
   });
 
-  test("no job is left behind", async () => {
+  test("admin database is left unchanged", async () => {
     const sql = postgres(inject("adminDatabaseUrl"), { max: 1, onnotice: () => {} });
     try {
       const [row] = await sql<{ schema: string | null }[]>`select to_regnamespace('berth_private')::text as schema`;

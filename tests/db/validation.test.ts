@@ -58,6 +58,7 @@ describe("instance validation", () => {
       expect(error.column_name).toBe(invalid.column);
       expect(error.constraint_name).toBe(invalid.constraint);
       expect(error.detail).toContain(`column=${invalid.column}`);
+      expect(error.hint, "the hint states the rule").toBeTruthy();
     });
   }
 
