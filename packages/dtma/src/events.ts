@@ -72,7 +72,7 @@ async function followEvents(options: EventWatcherOptions, signal: AbortSignal): 
         options.onReconnect();
       }
       for await (const event of events) {
-        const forwarded = toContainerEvent(event);
+        const forwarded = hasLabels(event, options.labels) ? toContainerEvent(event) : null;
         if (forwarded !== null) {
           options.onEvent(forwarded);
         }
@@ -92,6 +92,12 @@ async function followEvents(options: EventWatcherOptions, signal: AbortSignal): 
     failures += 1;
     await sleep(Math.min(retryMaxMs, retryMinMs * 2 ** (failures - 1)), signal);
   }
+}
+
+// Podman 4.3 matches several label filters of the event stream with OR, while its container
+// list matches them with AND, so the event's labels are checked here again.
+function hasLabels(event: EngineEvent, labels: Record<string, string>): boolean {
+  return Object.entries(labels).every(([key, value]) => event.labels[key] === value);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

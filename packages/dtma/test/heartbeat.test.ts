@@ -50,8 +50,8 @@ describeWithEngine("agent heartbeats", (engine) => {
       DTMA_CONTROL_PLANE_URL: controlPlane.url,
       DTMA_HEARTBEAT_INTERVAL_MS: "600000",
       DTMA_HEARTBEAT_DEBOUNCE_MS: "200",
-      DTMA_HEARTBEAT_BACKOFF_MIN_MS: "200",
-      DTMA_HEARTBEAT_BACKOFF_MAX_MS: "800",
+      DTMA_HEARTBEAT_BACKOFF_MIN_MS: "100",
+      DTMA_HEARTBEAT_BACKOFF_MAX_MS: "400",
     });
   }, IMAGE_BUILD_TIMEOUT_MS);
 
@@ -86,10 +86,11 @@ describeWithEngine("agent heartbeats", (engine) => {
         heartbeat.body.events.some((event) => event.action === "die" && event.container_id === containerId),
       ),
     );
-    const die = withDie.body.events.find((event) => event.action === "die");
+    const die = withDie.body.events.find((event) => event.action === "die" && event.container_id === containerId);
     expect(die?.instance_id).toBe(id);
     expect(die?.exit_code).toBe(143);
     expect(withDie.body.events.map((event) => event.action)).toContain("start");
+    expect(withDie.body.events.every((event) => event.instance_id === id)).toBe(true);
     expect(withDie.body.instances.map((instance) => instance.container_id)).toContain(containerId);
   });
 
@@ -105,22 +106,24 @@ describeWithEngine("agent heartbeats", (engine) => {
       desired_state: "running",
     });
 
-    const attempts = await waitFor("five failed heartbeats", async () => {
+    const attempts = await waitFor("six failed heartbeats", async () => {
       const failed = controlPlane.received.slice(failingSince);
-      return failed.length >= 5 ? failed : undefined;
+      return failed.length >= 6 ? failed : undefined;
     });
-    const gaps = attempts.slice(1, 5).map((attempt, index) => attempt.at - attempts[index]!.at);
-    // Delays double from 200 ms and stop at 800 ms, plus the time each attempt itself takes.
-    expect(gaps[0]).toBeGreaterThanOrEqual(190);
-    expect(gaps[1]).toBeGreaterThanOrEqual(390);
-    expect(gaps[2]).toBeGreaterThanOrEqual(790);
-    expect(gaps[3]).toBeGreaterThanOrEqual(790);
-    expect(gaps[3]).toBeLessThan(1_600);
+    const gaps = attempts.slice(1, 6).map((attempt, index) => attempt.at - attempts[index]!.at);
+    // Delays double from 100 ms and stop at 400 ms; each gap adds the time an attempt takes.
+    // Without the cap the fifth gap would be at least 1600 ms.
+    expect(gaps[0]).toBeGreaterThanOrEqual(90);
+    expect(gaps[1]).toBeGreaterThanOrEqual(190);
+    expect(gaps[2]).toBeGreaterThanOrEqual(390);
+    expect(gaps[3]).toBeGreaterThanOrEqual(390);
+    expect(gaps[4]).toBeGreaterThanOrEqual(390);
+    expect(gaps[4]).toBeLessThan(1_500);
 
     controlPlane.state.status = 200;
     const delivered = await waitFor("a heartbeat after recovery with the queued start event", async () =>
       controlPlane.received
-        .slice(failingSince + 5)
+        .slice(failingSince + 6)
         .find((heartbeat) => heartbeat.body.events.some((event) => event.action === "start" && event.instance_id === id)),
     );
     expect(delivered.body.instances.map((instance) => instance.instance_id)).toContain(id);

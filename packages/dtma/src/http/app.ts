@@ -101,8 +101,9 @@ async function readJson(c: Context<AgentEnv>): Promise<unknown> {
   const text = await c.req.text();
   try {
     return JSON.parse(text) as unknown;
-  } catch (error) {
-    const reason = text.trim() === "" ? "is empty" : `is not valid JSON (${(error as Error).message})`;
+  } catch {
+    // The parser's message quotes part of the body, which may contain secrets, so it is not returned.
+    const reason = text.trim() === "" ? "is empty" : "is not valid JSON";
     throw new AgentError("invalid_request", `The request body ${reason}.`, {
       fields: [{ field: "body", message: `must be a JSON object; it ${reason}` }],
     });
