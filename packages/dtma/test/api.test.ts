@@ -304,6 +304,32 @@ describeWithEngine("agent on a real engine", (engine) => {
     expect(restartedObservation.container_id).toBe(stoppedObservation.container_id);
   });
 
+  it("container carries the spec", async () => {
+    const id = randomUUID();
+    const hostPort = await freePort();
+    const response = await put(id, spec(hostPort, { memory_mb: 128, cpus: 0.5, command: [IMAGE_NODE_PATH, "/app/server.mjs"] }));
+    const info = await engine.docker.getContainer(InstanceObservation.parse(response.body).container_id).inspect();
+
+    expect(info.Name.replace(/^\//, "")).toBe(containerNameFor(id));
+    expect(info.Config.Labels).toMatchObject(instanceLabels({ instanceId: id, generation: 1, toolboxId }));
+    expect(info.Config.Cmd).toEqual([IMAGE_NODE_PATH, "/app/server.mjs"]);
+    expect(info.Config.Env).toContain("GREETING=hello world");
+    expect(info.HostConfig.RestartPolicy?.Name).toBe("unless-stopped");
+    expect(info.HostConfig.Memory).toBe(128 * 1024 * 1024);
+    expect(info.HostConfig.NanoCpus).toBe(500_000_000);
+    expect(info.HostConfig.PortBindings).toEqual({ [`${HTTP_ECHO_PORT}/tcp`]: [{ HostIp: "127.0.0.1", HostPort: String(hostPort) }] });
+  });
+
+  it("stopped container stays stopped", async () => {
+    const id = randomUUID();
+    await put(id, spec(await freePort()));
+    const stopped = InstanceObservation.parse((await callAgent(agent.url, "POST", `/v1/instances/${id}/stop`)).body);
+
+    // The restart policy would bring a crashed container back within a second; a stop must hold.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await containerState(stopped.container_id)).toBe("exited");
+  });
+
   it("desired stopped creates without starting", async () => {
     const id = randomUUID();
     const hostPort = await freePort();

@@ -15,7 +15,7 @@ function engineEvent(action: string, labels: Record<string, string>, exitCode: n
 
 const ownLabels = instanceLabels({ instanceId: INSTANCE_ID, generation: 1, toolboxId: TOOLBOX_ID });
 
-/** An engine whose event stream yields one batch per call, or fails when the batch is an Error. */
+/** Builds an engine whose event stream yields one batch per call, or fails when the batch is an Error. */
 function scriptedEngine(batches: Array<EngineEvent[] | Error>): Engine {
   let call = 0;
   const events = async () => {
