@@ -8,7 +8,7 @@ import { AgentError, agentErrorFromEngine } from "../errors.ts";
 
 /** Hono variables of every request: a logger bound to the request id and, later, the instance id. */
 export interface AgentEnv {
-  Variables: { log: Logger; requestId: string };
+  Variables: { log: Logger; requestId: string; errorCode?: string };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -32,6 +32,7 @@ export function requestContext(logger: Logger): MiddlewareHandler<AgentEnv> {
       method: c.req.method,
       path: c.req.path,
       status: c.res.status,
+      error_code: c.var.errorCode,
       duration_ms: Math.round(performance.now() - started),
     };
     // Health probes arrive every few seconds, so they are logged only at debug level.
@@ -46,6 +47,7 @@ export function requestContext(logger: Logger): MiddlewareHandler<AgentEnv> {
 /** Sends the JSON error body for any thrown value and logs what the caller does not see. */
 export function sendError(c: Context<AgentEnv>, error: unknown): Response {
   const agentError = toAgentError(error, c.var.log);
+  c.set("errorCode", agentError.code);
   return c.json(errorBody(agentError.code, agentError.message, agentError.details), httpStatusFor(agentError.code) as ContentfulStatusCode);
 }
 

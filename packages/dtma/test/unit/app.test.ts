@@ -486,5 +486,7 @@ describe("logging", () => {
     expect(text).not.toContain(TOKEN);
     const completed = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry.msg === "request completed");
     expect(completed).toMatchObject({ request_id: "req-42", instance_id: id, status: 201 });
+    const rejected = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry.status === 403);
+    expect(rejected).toMatchObject({ msg: "request completed", error_code: "forbidden" });
   });
 });
