@@ -3,3 +3,5 @@ export * from "./labels.ts";
 export * from "./dtma.ts";
 export * from "./states.ts";
 export * from "./sqlstate.ts";
+export * from "./reconcile.ts";
+export * from "./api.ts";
