@@ -5,3 +5,4 @@ export * from "./states.ts";
 export * from "./sqlstate.ts";
 export * from "./reconcile.ts";
 export * from "./api.ts";
+export * from "./api.ts";

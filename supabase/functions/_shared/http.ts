@@ -17,11 +17,11 @@ export function json(status: number, body: unknown, headers: HeadersInit = {}): 
 }
 
 /**
- * Reads and validates a JSON body. Errors name the offending field in `details.fields`, so the
- * caller can fix the value without guessing.
+ * Reads and validates a JSON body of at most `maxBytes`. Errors name the offending field in
+ * `details.fields`, so the caller can fix the value without guessing.
  */
-export async function readJson<T extends z.ZodType>(request: Request, schema: T): Promise<z.infer<T>> {
-  const text = await readBodyText(request);
+export async function readJson<T extends z.ZodType>(request: Request, schema: T, maxBytes = MAX_BODY_BYTES): Promise<z.infer<T>> {
+  const text = await readBodyText(request, maxBytes);
   let parsed: unknown;
   try {
     parsed = text === "" ? undefined : JSON.parse(text);
@@ -41,18 +41,18 @@ export function parseInput<T extends z.ZodType>(schema: T, input: unknown, what:
   throw new ApiError("invalid_request", `invalid ${what}: ${summary}`, { fields });
 }
 
-async function readBodyText(request: Request): Promise<string> {
+async function readBodyText(request: Request, maxBytes: number): Promise<string> {
   const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  if (declared > maxBytes) throw tooLarge(maxBytes);
 
   const bytes = new Uint8Array(await request.arrayBuffer());
-  if (bytes.byteLength > MAX_BODY_BYTES) throw tooLarge();
+  if (bytes.byteLength > maxBytes) throw tooLarge(maxBytes);
   return new TextDecoder().decode(bytes);
 }
 
-function tooLarge(): ApiError {
-  return new ApiError("payload_too_large", `request body is larger than ${MAX_BODY_BYTES} bytes`, {
-    fields: [{ field: "body", message: `must be at most ${MAX_BODY_BYTES} bytes` }],
+function tooLarge(maxBytes: number): ApiError {
+  return new ApiError("payload_too_large", `request body is larger than ${maxBytes} bytes`, {
+    fields: [{ field: "body", message: `must be at most ${maxBytes} bytes` }],
   });
 }
 

@@ -1,0 +1,190 @@
+import { z } from "zod";
+import { DTMA_LOGS_DEFAULT_TAIL, DTMA_LOGS_MAX_TAIL, EnvName, ImageReference, LogLine, PortNumber, ResourceId } from "./dtma.ts";
+import { DesiredState, InstanceStatus, ReasonCode, ToolboxStatus } from "./states.ts";
+
+/**
+ * Request and response bodies of the user API (`/functions/v1/toolboxes` and
+ * `/functions/v1/instances`). The functions parse requests with these schemas and the
+ * management UI and CLI parse responses with them. The rules match the database's check
+ * constraints, so a request that passes here is not rejected there for its shape.
+ */
+
+/** A toolbox or instance name: a DNS label, so it is safe in container names and host names. */
+export const DnsLabel = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit");
+
+/** The agent's base URL, such as `https://203.0.113.7:30000`: http or https, no spaces, query or fragment. */
+export const AgentUrl = z
+  .string()
+  .max(2048, "must be at most 2048 characters")
+  .regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, "must be an http:// or https:// URL without spaces, query or fragment");
+
+/** An absolute URL path of the MCP endpoint inside the container, such as `/mcp`. */
+export const McpPath = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,255}$/, "must be an absolute URL path such as /mcp, without spaces, query or fragment");
+
+const EnvValue = z.string().refine((value) => !value.includes("\u0000"), "must not contain NUL characters");
+
+/** Environment variables as name to string value. */
+export const EnvMap = z.record(EnvName, EnvValue);
+
+const Timestamp = z.iso.datetime({ offset: true });
+
+// Toolboxes -----------------------------------------------------------------------------------
+
+/** Body of `POST /toolboxes`. */
+export const ToolboxCreateRequest = z.strictObject({
+  name: DnsLabel,
+  agent_url: AgentUrl,
+});
+export type ToolboxCreateRequest = z.infer<typeof ToolboxCreateRequest>;
+
+/** A toolbox as the API returns it. The agent token is never part of it. */
+export const ToolboxResponse = z.object({
+  id: ResourceId,
+  name: z.string(),
+  agent_url: z.string(),
+  agent_port: PortNumber,
+  port_range_start: PortNumber,
+  port_range_end: PortNumber,
+  status: ToolboxStatus,
+  agent_version: z.string().nullable(),
+  last_heartbeat_at: Timestamp.nullable(),
+  last_failure: z.string().nullable(),
+  token_version: z.int().min(1),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export type ToolboxResponse = z.infer<typeof ToolboxResponse>;
+
+/**
+ * Response of `POST /toolboxes` and `POST /toolboxes/{id}/rotate-token`: the toolbox, its agent
+ * token and a `docker run` line that installs the agent with it. The token is shown only here.
+ */
+export const ToolboxCreateResponse = z.object({
+  toolbox: ToolboxResponse,
+  agent_token: z.string(),
+  install_command: z.string(),
+});
+export type ToolboxCreateResponse = z.infer<typeof ToolboxCreateResponse>;
+
+/** Response of `POST /toolboxes/{id}/rotate-token`; the old token stops working. */
+export const ToolboxRotateTokenResponse = ToolboxCreateResponse;
+export type ToolboxRotateTokenResponse = z.infer<typeof ToolboxRotateTokenResponse>;
+
+/** Response of `GET /toolboxes`: the caller's toolboxes, decommissioned ones included, oldest first. */
+export const ToolboxListResponse = z.object({ toolboxes: z.array(ToolboxResponse) });
+export type ToolboxListResponse = z.infer<typeof ToolboxListResponse>;
+
+// Instances -----------------------------------------------------------------------------------
+
+/**
+ * Body of `POST /instances`. `port` is the port the server listens on inside the container;
+ * the host port is allocated by the control plane. `secrets` are environment variables whose
+ * values are stored apart and never returned. A name is either in `env` or in `secrets`.
+ */
+export const InstanceDeployRequest = z
+  .strictObject({
+    toolbox_id: ResourceId,
+    name: DnsLabel,
+    image: ImageReference,
+    port: PortNumber,
+    env: EnvMap.optional(),
+    secrets: EnvMap.optional(),
+    command: z.array(EnvValue).min(1, "must have at least 1 argument when given").max(256, "must have at most 256 arguments").optional(),
+    mcp_path: McpPath.optional(),
+  })
+  .superRefine((request, context) => {
+    for (const name of Object.keys(request.secrets ?? {})) {
+      if (request.env !== undefined && Object.hasOwn(request.env, name)) {
+        context.addIssue({ code: "custom", path: ["secrets", name], message: "must not also be a plain variable in env" });
+      }
+    }
+  });
+export type InstanceDeployRequest = z.infer<typeof InstanceDeployRequest>;
+
+/**
+ * An instance as the API returns it: spec, intent, lifecycle status with its reason, the last
+ * observation of its container and the `endpoint` URL of its MCP server
+ * (`http://<agent host>:<host_port><mcp_path>`). Secret values never appear, only `secret_names`.
+ */
+export const InstanceResponse = z.object({
+  id: ResourceId,
+  toolbox_id: ResourceId,
+  name: z.string(),
+  image: z.string(),
+  command: z.array(z.string()).nullable(),
+  env: z.record(z.string(), z.string()),
+  secret_names: z.array(z.string()),
+  container_port: PortNumber,
+  host_port: PortNumber,
+  mcp_transport: z.string(),
+  mcp_path: z.string(),
+  endpoint: z.string(),
+  desired_state: DesiredState,
+  generation: z.int(),
+  spec_generation: z.int(),
+  status: InstanceStatus,
+  status_reason_code: ReasonCode.nullable(),
+  status_reason: z.string().nullable(),
+  status_changed_at: Timestamp,
+  container_id: z.string().nullable(),
+  docker_state: z.string().nullable(),
+  exit_code: z.int().nullable(),
+  oom_killed: z.boolean().nullable(),
+  restart_count: z.int().nullable(),
+  health: z.string().nullable(),
+  observed_generation: z.int().nullable(),
+  started_at: Timestamp.nullable(),
+  finished_at: Timestamp.nullable(),
+  observed_at: Timestamp.nullable(),
+  /** When the lease of an operation in progress expires; null when none is held. */
+  lease_expires_at: Timestamp.nullable(),
+  version: z.int(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export type InstanceResponse = z.infer<typeof InstanceResponse>;
+
+/** Response of `GET /instances`: the caller's instances that are not removed, oldest first. */
+export const InstanceListResponse = z.object({ instances: z.array(InstanceResponse) });
+export type InstanceListResponse = z.infer<typeof InstanceListResponse>;
+
+/** Query of `GET /instances/{id}/logs`: `tail` lines, default `DTMA_LOGS_DEFAULT_TAIL`. */
+export const InstanceLogsRequest = z.object({
+  tail: z
+    .string()
+    .regex(/^\d{1,6}$/, "must be a whole number of lines")
+    .transform(Number)
+    .pipe(z.int().min(1, "must be at least 1").max(DTMA_LOGS_MAX_TAIL, `must be at most ${DTMA_LOGS_MAX_TAIL}`))
+    .default(DTMA_LOGS_DEFAULT_TAIL),
+});
+export type InstanceLogsRequest = z.infer<typeof InstanceLogsRequest>;
+
+/**
+ * Response of `GET /instances/{id}/logs`: the last lines of the container's stdout and stderr,
+ * oldest first. `container_id` is null and `lines` empty when the host has no container for it.
+ */
+export const InstanceLogsResponse = z.object({
+  instance_id: ResourceId,
+  container_id: z.string().nullable(),
+  lines: z.array(LogLine),
+});
+export type InstanceLogsResponse = z.infer<typeof InstanceLogsResponse>;
+
+// Agent heartbeats ----------------------------------------------------------------------------
+
+/**
+ * Response of `POST /dtma-heartbeat`. `ignored_instance_ids` lists reported containers without
+ * a live instance on this toolbox (orphans, or instances of another toolbox), which the
+ * reconciler handles by their labels.
+ */
+export const HeartbeatResponse = z.object({
+  toolbox_id: ResourceId,
+  toolbox_status: ToolboxStatus,
+  instances_changed: z.int().min(0),
+  ignored_instance_ids: z.array(ResourceId),
+});
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;

@@ -1,0 +1,20 @@
+import { createAuthenticator } from "../_shared/auth.ts";
+import { createSql } from "../_shared/db.ts";
+import { parseFunctionEnv } from "../_shared/env.ts";
+import { createLogger } from "../_shared/log.ts";
+import { createRegistry } from "../_shared/registry.ts";
+import { createToolboxesHandler } from "./handler.ts";
+
+const env = parseFunctionEnv(Deno.env.toObject());
+
+const handler = createToolboxesHandler({
+  registry: createRegistry(createSql(env.SUPABASE_DB_URL)),
+  auth: createAuthenticator({ supabaseUrl: env.SUPABASE_URL, jwtSecret: env.SUPABASE_JWT_SECRET, serviceRoleKey: env.SUPABASE_SERVICE_ROLE_KEY }),
+  logger: createLogger(),
+  agentTokenSecret: env.BERTH_AGENT_TOKEN_SECRET,
+  controlPlaneUrl: `${env.SUPABASE_URL.replace(/\/+$/, "")}/functions/v1`,
+});
+
+// The local stack and the tests set PORT. On Supabase the edge runtime decides where to listen.
+const port = Deno.env.get("PORT");
+Deno.serve(port ? { port: Number(port), hostname: "127.0.0.1" } : {}, handler);
