@@ -85,7 +85,7 @@ export function createReconcileStore(sql: Sql): ReconcileStore {
     applyStatuses: (holder, updates) =>
       guarded(async () => {
         const rows = await sql<{ instance_id: string; applied: boolean }[]>`
-          select instance_id, applied from berth_private.apply_reconcile_statuses(${holder}, ${toJsonText(updates)}::jsonb)`;
+          select instance_id, applied from berth_private.apply_reconcile_statuses(${holder}, ${jsonParameter(sql, updates)})`;
         return [...rows];
       }),
     loadInstances: (ids) =>
@@ -95,12 +95,12 @@ export function createReconcileStore(sql: Sql): ReconcileStore {
       }),
     recordEvent: (instanceId, reason, message, details) =>
       guarded(async () => {
-        await sql`select 1 from berth_private.record_reconcile_event(${instanceId}, ${reason}, ${message}, ${toJsonText(details)}::jsonb)`;
+        await sql`select 1 from berth_private.record_reconcile_event(${instanceId}, ${reason}, ${message}, ${jsonParameter(sql, details)})`;
       }),
     finishBatch: (holder, results, failureThreshold) =>
       guarded(async () => {
         const rows = await sql<FinishedToolbox[]>`
-          select * from berth_private.finish_reconcile_batch(${holder}, ${toJsonText(results)}::jsonb, ${failureThreshold})`;
+          select * from berth_private.finish_reconcile_batch(${holder}, ${jsonParameter(sql, results)}, ${failureThreshold})`;
         return [...rows];
       }),
     finishRun: (runId, status, totals, errors) =>
@@ -108,7 +108,7 @@ export function createReconcileStore(sql: Sql): ReconcileStore {
         await sql`
           select 1 from berth_private.finish_reconcile_run(
             ${runId}, ${status}, ${totals.toolboxes_checked}, ${totals.instances_checked}, ${totals.drift_found},
-            ${totals.repairs_made}, ${totals.failures}, ${toJsonText(errors)}::jsonb)`;
+            ${totals.repairs_made}, ${totals.failures}, ${jsonParameter(sql, errors)})`;
       }),
   };
 }
@@ -132,17 +132,18 @@ interface RawRecordedBatch {
 
 async function recordBatch(sql: Sql, holder: string, reports: InventoryReport[]): Promise<RecordedBatch> {
   const [row] = await sql<{ batch: RawRecordedBatch }[]>`
-    select berth_private.record_reconcile_batch(${holder}, ${toJsonText(reports)}::jsonb) as batch`;
+    select berth_private.record_reconcile_batch(${holder}, ${jsonParameter(sql, reports)}) as batch`;
   const batch = row!.batch;
   return { ...batch, now: new Date(batch.now) };
 }
 
 /**
- * Sends JSON as text cast to jsonb in the statement. One JSON.stringify per batch keeps the
- * client's CPU per instance low; `sql.json` would serialize a second time.
+ * Wraps a value as a jsonb parameter. postgres.js serializes it once when it sends the
+ * statement, which keeps the client's CPU per instance low. The cast only satisfies the type
+ * of `sql.json`, which expects its own JSON value type.
  */
-function toJsonText(value: unknown): string {
-  return JSON.stringify(value);
+function jsonParameter(sql: Sql, value: unknown) {
+  return sql.json(value as never);
 }
 
 async function guarded<T>(operation: () => Promise<T>): Promise<T> {
