@@ -40,6 +40,14 @@ for (const dir of dirs) {
   }
 }
 
+// The shim that serves functions locally runs under Deno too, without an import map.
+const shim = path.join(REPO_ROOT, "stack", "deno", "serve-shim.ts");
+const shimResult = spawnSync(npmBin("deno"), ["check", "--quiet", shim], { cwd: REPO_ROOT, stdio: "inherit", env: { ...process.env, NO_COLOR: "1" } });
+if (shimResult.status !== 0) {
+  console.error("deno check: stack/deno/serve-shim.ts failed");
+  failed += 1;
+}
+
 if (failed > 0) {
   console.error(`deno check: ${failed} of ${dirs.length} function entry points failed`);
   process.exit(1);

@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { npmBin } from "./paths.ts";
+import path from "node:path";
+import { REPO_ROOT, npmBin } from "./paths.ts";
+
+/** Makes `Deno.serve(handler)` listen on 127.0.0.1:$PORT, as the edge runtime picks the port there. */
+const SERVE_SHIM = path.join(REPO_ROOT, "stack", "deno", "serve-shim.ts");
 
 export interface DenoServer {
   url: string;
@@ -10,7 +14,7 @@ export interface DenoServer {
 }
 
 export interface StartDenoServerOptions {
-  /** The module that calls `Deno.serve`; it must listen on `$PORT` on 127.0.0.1. */
+  /** The module that calls `Deno.serve`; it is served on 127.0.0.1 at `port` whatever it asks for. */
   entry: string;
   /** The `deno.json` with the import map for the module. */
   config: string;
@@ -26,7 +30,7 @@ export interface StartDenoServerOptions {
  * HTTP. Permissions are limited to network, environment and reading files, as on Supabase.
  */
 export async function startDenoServer(options: StartDenoServerOptions): Promise<DenoServer> {
-  const args = ["run", "--no-prompt", "--allow-net", "--allow-env", "--allow-read", "--config", options.config, options.entry];
+  const args = ["run", "--no-prompt", "--allow-net", "--allow-env", "--allow-read", "--config", options.config, SERVE_SHIM, options.entry];
   const child = spawn(npmBin("deno"), args, {
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NO_COLOR: "1", ...denoDirEnv(), ...options.env, PORT: String(options.port) },
     stdio: ["ignore", "pipe", "pipe"],
