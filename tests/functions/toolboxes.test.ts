@@ -1,0 +1,185 @@
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { ErrorBody, ToolboxCreateResponse, ToolboxListResponse, ToolboxResponse } from "@berth/shared";
+import { verifyAgentToken } from "../../supabase/functions/_shared/agent-token.ts";
+import { mintAnonKey, mintServiceRoleKey, mintUserJwt } from "../../stack/jwt.ts";
+import { createUser, useTestDatabase } from "../support/db.ts";
+import { call, countWrites, createFunctions, TEST_AGENT_TOKEN_SECRET, TEST_CONTROL_PLANE_URL, type FunctionsUnderTest } from "./support/functions.ts";
+
+const getDb = useTestDatabase();
+
+describe("toolboxes function", () => {
+  let functions: FunctionsUnderTest;
+  let ownerToken: string;
+  let otherToken: string;
+  let ownerId: string;
+
+  beforeAll(async () => {
+    functions = createFunctions({ databaseUrl: getDb().url });
+    ownerId = await createUser(getDb().sql);
+    ownerToken = await mintUserJwt(ownerId);
+    otherToken = await mintUserJwt(await createUser(getDb().sql));
+  });
+
+  afterAll(async () => {
+    await functions?.close();
+  });
+
+  async function register(name: string, agentUrl = "http://203.0.113.7:30000") {
+    const response = await call(functions.toolboxes, "POST", "/toolboxes", { token: ownerToken, body: { name, agent_url: agentUrl } });
+    expect(response.status).toBe(201);
+    return ToolboxCreateResponse.parse(response.body);
+  }
+
+  test("register returns token and install command", async () => {
+    const created = await register("edge-1", "https://203.0.113.7:31000");
+
+    expect(created.toolbox.status).toBe("provisioning");
+    expect(created.toolbox.agent_port).toBe(31000);
+    expect(await verifyAgentToken(TEST_AGENT_TOKEN_SECRET, created.toolbox.id, 1, created.agent_token)).toBe(true);
+    expect(created.install_command).toContain(`-e DTMA_TOKEN=${created.agent_token}`);
+    expect(created.install_command).toContain(`-e DTMA_TOOLBOX_ID=${created.toolbox.id}`);
+    expect(created.install_command).toContain(`-e DTMA_CONTROL_PLANE_URL=${TEST_CONTROL_PLANE_URL}`);
+    expect(created.install_command).toContain("-p 31000:31000");
+    expect(created.install_command).toMatch(/^docker run -d --name berth-dtma .* berth-dtma$/);
+  });
+
+  test("token is not logged or readable", async () => {
+    const created = await register("edge-secret-check");
+
+    expect(functions.logLines.join("\n")).not.toContain(created.agent_token);
+    const listed = await call(functions.toolboxes, "GET", "/toolboxes", { token: ownerToken });
+    expect(listed.text).not.toContain(created.agent_token);
+    const fetched = await call(functions.toolboxes, "GET", `/toolboxes/${created.toolbox.id}`, { token: ownerToken });
+    expect(fetched.text).not.toContain(created.agent_token);
+  });
+
+  test("list and get own toolboxes", async () => {
+    const created = await register("edge-2");
+
+    const listed = await call(functions.toolboxes, "GET", "/toolboxes", { token: ownerToken });
+    const fetched = await call(functions.toolboxes, "GET", `/toolboxes/${created.toolbox.id}`, { token: ownerToken });
+
+    expect(listed.status).toBe(200);
+    expect(ToolboxListResponse.parse(listed.body).toolboxes.map((toolbox) => toolbox.id)).toContain(created.toolbox.id);
+    expect(fetched.status).toBe(200);
+    expect(ToolboxResponse.parse(fetched.body)).toEqual(created.toolbox);
+  });
+
+  test("rotate issues a new token", async () => {
+    const created = await register("edge-3");
+
+    const rotated = await call(functions.toolboxes, "POST", `/toolboxes/${created.toolbox.id}/rotate-token`, { token: ownerToken });
+
+    expect(rotated.status).toBe(200);
+    const body = ToolboxCreateResponse.parse(rotated.body);
+    expect(body.toolbox.token_version).toBe(2);
+    expect(body.agent_token).not.toBe(created.agent_token);
+    expect(await verifyAgentToken(TEST_AGENT_TOKEN_SECRET, created.toolbox.id, 2, body.agent_token)).toBe(true);
+    expect(await verifyAgentToken(TEST_AGENT_TOKEN_SECRET, created.toolbox.id, 2, created.agent_token)).toBe(false);
+  });
+
+  test("decommission refused with live instances", async () => {
+    const created = await register("edge-4");
+    await getDb().sql`select berth_private.create_instance(${ownerId}, ${created.toolbox.id}, 'tool', 'nginx:1.27', 80)`;
+
+    const refused = await call(functions.toolboxes, "DELETE", `/toolboxes/${created.toolbox.id}`, { token: ownerToken });
+
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe("toolbox_not_empty");
+    const [row] = await getDb().sql`select status from public.toolboxes where id = ${created.toolbox.id}`;
+    expect(row!.status).toBe("provisioning");
+  });
+
+  test("decommission an empty toolbox", async () => {
+    const created = await register("edge-5");
+
+    const removed = await call(functions.toolboxes, "DELETE", `/toolboxes/${created.toolbox.id}`, { token: ownerToken });
+
+    expect(removed.status).toBe(200);
+    expect(removed.body.status).toBe("decommissioned");
+  });
+
+  test.each([
+    ["name with a space", { name: "my box", agent_url: "http://203.0.113.7:30000" }, "name"],
+    ["uppercase name", { name: "MyBox", agent_url: "http://203.0.113.7:30000" }, "name"],
+    ["agent_url without scheme", { name: "ok-name", agent_url: "203.0.113.7:30000" }, "agent_url"],
+    ["missing agent_url", { name: "ok-name" }, "agent_url"],
+    ["unknown field", { name: "ok-name", agent_url: "http://203.0.113.7:30000", region: "fra1" }, "body"],
+  ])("register rejects %s", async (_case, body, field) => {
+    const before = await countWrites(getDb().sql);
+
+    const response = await call(functions.toolboxes, "POST", "/toolboxes", { token: ownerToken, body });
+
+    expect(response.status).toBe(400);
+    expect(response.body.error.code).toBe("invalid_request");
+    expect(response.body.error.details.fields.map((issue: { field: string }) => issue.field)).toContain(field);
+    expect(await countWrites(getDb().sql)).toEqual(before);
+  });
+
+  test("duplicate name is a conflict", async () => {
+    await register("edge-dup");
+
+    const again = await call(functions.toolboxes, "POST", "/toolboxes", { token: ownerToken, body: { name: "edge-dup", agent_url: "http://203.0.113.8:30000" } });
+
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe("name_taken");
+  });
+
+  test("other user gets 404 everywhere", async () => {
+    const created = await register("edge-private");
+    const id = created.toolbox.id;
+    const before = await countWrites(getDb().sql);
+
+    for (const [method, path] of [
+      ["GET", `/toolboxes/${id}`],
+      ["POST", `/toolboxes/${id}/rotate-token`],
+      ["DELETE", `/toolboxes/${id}`],
+    ] as const) {
+      const response = await call(functions.toolboxes, method, path, { token: otherToken });
+      expect(response.status, `${method} ${path}`).toBe(404);
+      expect(ErrorBody.parse(response.body).error.code, `${method} ${path}`).toBe("toolbox_not_found");
+    }
+    const listed = await call(functions.toolboxes, "GET", "/toolboxes", { token: otherToken });
+    expect(listed.body.toolboxes).toEqual([]);
+    expect(await countWrites(getDb().sql)).toEqual(before);
+    const [row] = await getDb().sql`select token_version, status from public.toolboxes where id = ${id}`;
+    expect(row).toEqual({ token_version: 1, status: "provisioning" });
+  });
+
+  test("anon and service keys get 401", async () => {
+    for (const token of [await mintAnonKey(), await mintServiceRoleKey(), null]) {
+      const response = await call(functions.toolboxes, "GET", "/toolboxes", { token });
+      expect(response.status).toBe(401);
+      expect(response.body.error.code).toBe("unauthorized");
+    }
+  });
+
+  test("options returns the CORS preflight", async () => {
+    const response = await call(functions.toolboxes, "OPTIONS", "/toolboxes");
+
+    expect(response.status).toBe(204);
+    expect(response.headers.get("access-control-allow-origin")).toBe("*");
+    expect(response.headers.get("access-control-allow-headers")).toContain("authorization");
+  });
+
+  test("unknown route and method", async () => {
+    const missing = await call(functions.toolboxes, "GET", "/toolboxes/00000000-0000-4000-8000-000000000000/nope", { token: ownerToken });
+    const wrongMethod = await call(functions.toolboxes, "PUT", "/toolboxes", { token: ownerToken });
+
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe("not_found");
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.body.error.code).toBe("method_not_allowed");
+  });
+
+  test("request logs one summary line", async () => {
+    const linesBefore = functions.logLines.length;
+
+    const response = await call(functions.toolboxes, "GET", "/toolboxes", { token: ownerToken, headers: { "x-request-id": "req-toolboxes-1" } });
+
+    expect(response.headers.get("x-request-id")).toBe("req-toolboxes-1");
+    const lines = functions.logLines.slice(linesBefore).map((line) => JSON.parse(line));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: "info", msg: "request finished", request_id: "req-toolboxes-1", user_id: ownerId, status: 200, outcome: "ok" });
+  });
+});
