@@ -279,7 +279,8 @@ begin
         'next_attempt_at', live.next_attempt_at,
         'lease_holder', case when live.lease_expires_at > pg_catalog.clock_timestamp() then live.lease_holder end,
         'lease_expires_at', case when live.lease_expires_at > pg_catalog.clock_timestamp() then live.lease_expires_at end,
-        'recorded_container_id', live.container_id
+        'recorded_container_id', live.container_id,
+        'recorded_restart_count', live.restart_count
       )), '[]'::jsonb)
       from live
       left join written on written.id = live.id
@@ -306,7 +307,7 @@ end;
 $$;
 
 comment on function berth_private.record_reconcile_batch(text, jsonb) is
-  'Records the inventories of a batch of toolboxes that p_holder has leased (JSON array of {toolbox_id, instances}) in one statement: writes only the instance rows whose observation changed, tracks labelled containers without a live row as orphan sightings, and returns the database time, the intent and lease of every live instance with its previously recorded container id, and the orphans with when each was first seen. Toolboxes p_holder does not hold are ignored. Callable by service_role.';
+  'Records the inventories of a batch of toolboxes that p_holder has leased (JSON array of {toolbox_id, instances}) in one statement: writes only the instance rows whose observation changed, tracks labelled containers without a live row as orphan sightings, and returns the database time, the intent and lease of every live instance with its previously recorded container id and restart count, and the orphans with when each was first seen. Toolboxes p_holder does not hold are ignored. Callable by service_role.';
 revoke all on function berth_private.record_reconcile_batch(text, jsonb) from public, anon, authenticated;
 grant execute on function berth_private.record_reconcile_batch(text, jsonb) to service_role;
 

@@ -27,6 +27,7 @@ function instance(overrides: Partial<ReconcileInstance> = {}): ReconcileInstance
     lease_holder: null,
     lease_expires_at: null,
     recorded_container_id: "c1",
+    recorded_restart_count: 0,
     ...overrides,
   };
 }
@@ -89,7 +90,12 @@ const CASES: Case[] = [
   { name: "failed by driver at limit", row: { status: "failed", status_reason_code: "ContainerExited", restart_attempts: 3 }, observation: EXITED, expected: "repair give_up CrashLoop" },
   { name: "crash loop is terminal", row: { status: "failed", status_reason_code: "CrashLoop", restart_attempts: 3 }, observation: EXITED, expected: "wait terminal" },
   { name: "failed without container", row: { status: "failed", status_reason_code: "ImageNotFound" }, observation: null, expected: "wait terminal" },
-  { name: "failed runs again", row: { status: "failed", status_reason_code: "CrashLoop" }, observation: observed(), expected: "set_status running ContainerRunning" },
+  { name: "failed runs again", row: { status: "failed", status_reason_code: "ContainerExited" }, observation: observed(), expected: "set_status running ContainerRunning" },
+  { name: "crash loop running is terminal", row: { status: "failed", status_reason_code: "CrashLoop" }, observation: observed(), expected: "wait terminal" },
+  { name: "engine restart loop", row: { recorded_restart_count: 4 }, observation: observed({ restart_count: 7 }), expected: "repair give_up CrashLoop" },
+  { name: "engine restart loop exited", row: { recorded_restart_count: 0 }, observation: observed({ state: "exited", exit_code: 3, restart_count: 3 }), expected: "repair give_up CrashLoop" },
+  { name: "few engine restarts", row: { recorded_restart_count: 4 }, observation: observed({ restart_count: 6 }), expected: "in_sync" },
+  { name: "restarts of new container", row: { recorded_container_id: "c0", recorded_restart_count: 0 }, observation: observed({ restart_count: 9 }), expected: "set_status running Adopted" },
   { name: "paused container", row: {}, observation: observed({ state: "paused" }), expected: "wait unrecognised_state" },
   { name: "spec changed", row: { spec_generation: 3 }, observation: observed({ generation: 2 }), expected: "repair deploy SpecChanged" },
   { name: "unlabelled generation", row: {}, observation: observed({ generation: null }), expected: "repair deploy SpecChanged" },

@@ -28,6 +28,8 @@ interface Facts {
   stuck: boolean;
   /** The recorded container id was set and differs from the observed one. */
   replaced: boolean;
+  /** Restarts the engine made since the last recorded observation of the same container. */
+  engineRestarts: number;
   now: number;
   policy: PlanPolicy;
 }
@@ -72,9 +74,15 @@ function gatherFacts(
     outdated: observation !== null && (observation.generation === null || observation.generation < instance.spec_generation),
     stuck: settling && age >= policy.stuckAfterSeconds,
     replaced: observation !== null && recorded !== null && recorded !== observation.container_id,
+    engineRestarts: engineRestartsSince(instance, observation),
     now: now.getTime(),
     policy,
   };
+}
+
+function engineRestartsSince(instance: ReconcileInstance, observation: InstanceObservation | null): number {
+  if (observation === null || instance.recorded_container_id !== observation.container_id) return 0;
+  return Math.max(0, observation.restart_count - (instance.recorded_restart_count ?? observation.restart_count));
 }
 
 /** Desired running: the container must exist at the spec generation and run. */
@@ -85,8 +93,17 @@ function planRunning(facts: Facts): Decision {
   if (observation === null) return repair("deploy", facts.stuck ? "StuckTransition" : "ContainerMissing", "Desired running but no container exists; recreating it from the spec.");
   if (facts.outdated) return repair("deploy", "SpecChanged", specMessage(facts));
   if (instance.status === "pending") return repair("deploy", "StuckTransition", "Pending past its deadline; deploying again.");
+  if (facts.engineRestarts >= facts.policy.maxRestartAttempts) return engineCrashLoop(facts);
   if (facts.running) return settle(facts, "running");
   return planExited(facts);
+}
+
+/**
+ * The engine's restart policy restarted the container again and again since the last pass, so
+ * the container flaps between running and exited: give up as after the reconciler's own restarts.
+ */
+function engineCrashLoop(facts: Facts): Decision {
+  return repair("give_up", "CrashLoop", `The engine restarted the container ${facts.engineRestarts} times since the last pass; marking it failed.`);
 }
 
 /** An exited container that should run: restart with back-off, then give up with CrashLoop. */
@@ -105,17 +122,18 @@ function planExited(facts: Facts): Decision {
 }
 
 /**
- * A failed instance stays failed until its owner records new intent, except that a container
- * which runs again is reported as running, and an exit that is not yet a crash loop (the
- * driver marks a container that exits right after its start failed) is restarted under the
- * back-off until the restart limit turns it into CrashLoop.
+ * A failed instance stays failed until its owner records new intent. A crash loop is final. For
+ * another failure, a container that runs again is reported as running, and an exit (the driver
+ * marks a container that exits right after its start failed) is restarted under the back-off
+ * until the restart limit turns it into CrashLoop.
  */
 function planFailed(facts: Facts): Decision {
   const { observation } = facts;
 
-  if (observation === null || facts.outdated) return { kind: "wait", why: "terminal", drift: false };
-  if (facts.running) return settle(facts, "running");
   if (facts.instance.status_reason_code === "CrashLoop") return { kind: "wait", why: "terminal", drift: false };
+  if (observation === null || facts.outdated) return { kind: "wait", why: "terminal", drift: false };
+  if (facts.engineRestarts >= facts.policy.maxRestartAttempts) return engineCrashLoop(facts);
+  if (facts.running) return settle(facts, "running");
   return planExited(facts);
 }
 

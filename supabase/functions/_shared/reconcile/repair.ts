@@ -83,7 +83,9 @@ async function drive(context: RepairContext, row: InstanceRow, toolbox: ToolboxR
 
 /**
  * Marks a crash-looping instance failed with the exit code, the OOM flag and the last log
- * lines in the event, and stops restarting it until its owner records new intent.
+ * lines in the event. It also stops the container, because the agent creates containers with
+ * the `unless-stopped` restart policy and the engine would otherwise keep restarting it. The
+ * reconciler leaves a CrashLoop instance alone until its owner records new intent.
  */
 async function giveUp(
   context: RepairContext,
@@ -96,12 +98,16 @@ async function giveUp(
   const nonce = leased.lease_nonce ?? "";
 
   try {
+    const tail = await logTail(context, toolbox, row.id);
+    const stopped = await stopQuietly(context, toolbox, row.id);
     const details = {
-      exit_code: observation?.exit_code ?? null,
-      oom_killed: observation?.oom_killed ?? null,
+      exit_code: observation?.exit_code ?? stopped?.exit_code ?? null,
+      oom_killed: observation?.oom_killed ?? stopped?.oom_killed ?? null,
       restart_attempts: leased.restart_attempts,
-      log_tail: await logTail(context, toolbox, row.id),
+      engine_restart_count: observation?.restart_count ?? null,
+      log_tail: tail,
     };
+    if (stopped !== null) await context.registry.recordObservation(toolbox.id, row.id, stopped);
     await markFailed(context, leased, nonce, decision, details);
     return "repaired";
   } finally {
@@ -122,6 +128,17 @@ async function markFailed(context: RepairContext, leased: InstanceRow, nonce: st
     details,
   });
   if (leased.status === status) await context.store.recordEvent(leased.id, decision.reason, decision.message, details);
+}
+
+/** Stops the container and returns its observation, or null when the agent cannot stop it. */
+async function stopQuietly(context: RepairContext, toolbox: ToolboxRow, instanceId: string): Promise<InstanceObservation | null> {
+  try {
+    const client = await context.clientFor(toolbox);
+    return await client.stop(instanceId);
+  } catch (error) {
+    context.logger.warn("could not stop a crash-looping container", { instance_id: instanceId, error: describe(error) });
+    return null;
+  }
 }
 
 /** Returns the container's last log lines as text, or null when the agent cannot give them. */

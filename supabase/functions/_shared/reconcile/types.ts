@@ -22,6 +22,8 @@ export interface ReconcileInstance {
   lease_holder: string | null;
   lease_expires_at: string | null;
   recorded_container_id: string | null;
+  /** The engine's restart count as recorded before this pass; a jump means the engine's restart policy is looping. */
+  recorded_restart_count: number | null;
 }
 
 /** A labelled container without a live row on its toolbox, and when a pass first saw it. */
@@ -41,7 +43,10 @@ export interface PlanPolicy {
   stuckAfterSeconds: number;
   /** How long a container without a live row stays before the pass removes it. */
   orphanGraceSeconds: number;
-  /** Restarts of an exited container before the instance is marked failed with CrashLoop. */
+  /**
+   * Restarts before the instance is marked failed with CrashLoop: restarts the reconciler made
+   * since the last intent, or restarts the engine's restart policy made since the last pass.
+   */
   maxRestartAttempts: number;
 }
 
