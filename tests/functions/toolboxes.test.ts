@@ -78,14 +78,14 @@ describe("toolboxes function", () => {
     expect(await verifyAgentToken(TEST_AGENT_TOKEN_SECRET, created.toolbox.id, 2, created.agent_token)).toBe(false);
   });
 
-  test("decommission refused with live instances", async () => {
+  test("decommission rejected with live instances", async () => {
     const created = await register("edge-4");
     await getDb().sql`select berth_private.create_instance(${ownerId}, ${created.toolbox.id}, 'tool', 'nginx:1.27', 80)`;
 
-    const refused = await call(functions.toolboxes, "DELETE", `/toolboxes/${created.toolbox.id}`, { token: ownerToken });
+    const rejected = await call(functions.toolboxes, "DELETE", `/toolboxes/${created.toolbox.id}`, { token: ownerToken });
 
-    expect(refused.status).toBe(409);
-    expect(refused.body.error.code).toBe("toolbox_not_empty");
+    expect(rejected.status).toBe(409);
+    expect(rejected.body.error.code).toBe("toolbox_not_empty");
     const [row] = await getDb().sql`select status from public.toolboxes where id = ${created.toolbox.id}`;
     expect(row!.status).toBe("provisioning");
   });
