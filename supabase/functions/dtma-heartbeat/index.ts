@@ -12,6 +12,4 @@ const handler = createHeartbeatHandler({
   agentTokenSecret: env.BERTH_AGENT_TOKEN_SECRET,
 });
 
-// The local stack and the tests set PORT. On Supabase the edge runtime decides where to listen.
-const port = Deno.env.get("PORT");
-Deno.serve(port ? { port: Number(port), hostname: "127.0.0.1" } : {}, handler);
+Deno.serve(handler);

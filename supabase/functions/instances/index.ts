@@ -16,6 +16,4 @@ const handler = createInstancesHandler({
   leaseTtlSeconds: env.BERTH_LEASE_TTL_SECONDS,
 });
 
-// The local stack and the tests set PORT. On Supabase the edge runtime decides where to listen.
-const port = Deno.env.get("PORT");
-Deno.serve(port ? { port: Number(port), hostname: "127.0.0.1" } : {}, handler);
+Deno.serve(handler);

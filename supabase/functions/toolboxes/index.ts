@@ -15,6 +15,4 @@ const handler = createToolboxesHandler({
   controlPlaneUrl: `${env.SUPABASE_URL.replace(/\/+$/, "")}/functions/v1`,
 });
 
-// The local stack and the tests set PORT. On Supabase the edge runtime decides where to listen.
-const port = Deno.env.get("PORT");
-Deno.serve(port ? { port: Number(port), hostname: "127.0.0.1" } : {}, handler);
+Deno.serve(handler);
