@@ -252,6 +252,30 @@ describe("instances function with a misbehaving agent", () => {
     expect(events.every((event) => event.actor === "user")).toBe(true);
   });
 
+  test("intent recorded meanwhile is carried out", async () => {
+    const instance = await deployRunning();
+    const baseline = await lastEventId();
+    agent.delayMs = 400;
+
+    const stopping = call(functions.instances, "POST", `/instances/${instance.id}/stop`, { token });
+    await waitForLease(instance.id);
+    // What a start request does when its lease check passed just before the stop claimed.
+    const leased = await row(instance.id);
+    await functions.registry.recordIntent(instance.id, Number(leased.version), "running");
+    const stopped = await stopping;
+
+    expect(stopped.status).toBe(200);
+    expect(stopped.body.status).toBe("running");
+    expect(stopped.body.desired_state).toBe("running");
+    const events = await eventsAfter(instance.id, baseline);
+    expect(events.map((event) => `${event.from_status}>${event.to_status}:${event.reason_code}`)).toEqual([
+      "running>stopping:StopRequested",
+      "stopping>stopped:ContainerStopped",
+      "stopped>starting:StartRequested",
+      "starting>running:ContainerRunning",
+    ]);
+  });
+
   test("delete removes the container", async () => {
     const instance = await deployRunning();
 

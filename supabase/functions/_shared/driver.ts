@@ -91,7 +91,9 @@ async function driveSteps(deps: DriverDependencies, client: DtmaClient, log: Log
     const next = await followUp(deps.registry, result.drivenGeneration, instance.id);
     if (next === null) break;
 
-    const action = actionFor(next.desired_state);
+    // A spec change recorded meanwhile (a new secret value, say) needs the whole spec sent again.
+    const specCurrent = next.observed_generation === next.spec_generation;
+    const action = specCurrent || next.desired_state === "removed" ? actionFor(next.desired_state) : "deploy";
     const followUpRequest: DriveRequest = { ...request, action, reason: REQUEST_REASON[next.desired_state], message: undefined, onLeased: undefined };
     try {
       result = await runStep(deps, client, log, instance.id, followUpRequest);
