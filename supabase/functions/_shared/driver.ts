@@ -24,7 +24,7 @@ export type { DriveAction } from "./driver-status.ts";
  * release. The user API and the reconciler share it; they differ in actor and reason codes.
  *
  * Outcomes:
- * - `done`: the agent answered and the row has its final status.
+ * - `done`: the agent call succeeded and the row has its final status.
  * - `in_progress`: an agent call timed out, so its outcome is unknown. The row keeps the
  *   transitional status and the lease is left to expire; the reconciler finishes the job.
  * - `failed`: the agent rejected the request or could not be reached. For instance-level
@@ -202,8 +202,8 @@ async function performAction(step: Step): Promise<ActionOutcome> {
 }
 
 /**
- * Runs a start or restart. The agent answers 404 `instance_not_found` when the container is
- * gone (removed by hand, host rebuilt): the row's spec recreates it, reason `ContainerMissing`.
+ * Runs a start or restart. The agent returns 404 `instance_not_found` when the container is
+ * gone (removed by hand, host rebuilt). The row's spec then recreates it, reason `ContainerMissing`.
  */
 async function withMissingContainer(step: Step, call: () => Promise<InstanceObservation>): Promise<ActionOutcome> {
   try {
@@ -217,7 +217,7 @@ async function withMissingContainer(step: Step, call: () => Promise<InstanceObse
   }
 }
 
-/** Stops the container. A missing container already is what a stop asks for. */
+/** Stops the container. A missing container already is the state a stop requests. */
 async function stopContainer(step: Step): Promise<ActionOutcome> {
   try {
     return { observation: await step.client.stop(step.row.id) };
@@ -229,8 +229,8 @@ async function stopContainer(step: Step): Promise<ActionOutcome> {
 
 /**
  * Sends the spec (PUT). On `port_in_use` the instance moves to another free host port of its
- * toolbox (a spec change) and the spec is sent once more; a second `port_in_use` fails the step.
- * On `conflict` (the host runs a newer generation than the row) the container is adopted.
+ * toolbox, which is a spec change, and the spec is sent once more. A second `port_in_use` fails
+ * the step. On `conflict` (the host runs a newer generation than the row) the container is adopted.
  */
 async function ensureWithPortRetry(step: Step): Promise<InstanceObservation> {
   try {
@@ -338,7 +338,7 @@ function isRejection(error: unknown, agentCode: string): boolean {
   return error instanceof AgentCallError && error.failure === "rejected" && error.agentCode === agentCode;
 }
 
-/** The database's status_reason holds at most 4096 characters. */
+/** Shortens an agent message for status_reason, whose column allows at most 4096 characters. */
 function truncate(message: string): string {
   return message.length > 1000 ? `${message.slice(0, 1000)}…` : message;
 }
