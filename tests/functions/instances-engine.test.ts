@@ -1,6 +1,8 @@
 // The instances function with the real agent (the DTMA, in this process) on the real container
 // engine: deploys, lost containers, idempotent retries and secrets end to end.
 import { randomUUID } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, expect, test } from "vitest";
@@ -11,7 +13,8 @@ import { mintUserJwt } from "../../stack/jwt.ts";
 import { freePort } from "../../stack/net.ts";
 import { asJwt, createUser, useTestDatabase } from "../support/db.ts";
 import { describeWithEngine, removeLabeledContainers } from "../support/engine.ts";
-import { call, createFunctions, isolatePortRange, type FunctionsUnderTest } from "./support/functions.ts";
+import { deriveAgentToken } from "../../supabase/functions/_shared/agent-token.ts";
+import { call, createFunctions, isolatePortRange, TEST_AGENT_TOKEN_SECRET, type FunctionsUnderTest, type Handler } from "./support/functions.ts";
 
 const IMAGE_BUILD_TIMEOUT_MS = 240_000;
 
@@ -47,13 +50,14 @@ describeWithEngine("instances function on a real agent", (engine) => {
     await functions?.close();
   });
 
-  async function startAgent(port: number, token: string): Promise<RunningAgent> {
+  async function startAgent(port: number, token: string, extraEnv: Record<string, string> = {}): Promise<RunningAgent> {
     const config = loadConfig({
       DTMA_TOKEN: token,
       DTMA_PORT: String(port),
       DTMA_TOOLBOX_ID: toolboxId,
       DOCKER_HOST: engine.dockerHost,
       DTMA_STOP_TIMEOUT_SECONDS: "2",
+      ...extraEnv,
     });
     const sink = new Writable({
       write(chunk: Buffer, _encoding, callback) {
@@ -226,4 +230,70 @@ describeWithEngine("instances function on a real agent", (engine) => {
     const listed = await call(functions.instances, "GET", "/instances", { token: ownerToken });
     expect(listed.body.instances.map((row: { id: string }) => row.id)).not.toContain(instance.id);
   });
+
+  test("agent heartbeats reach the database", async () => {
+    const instance = await deployRunning();
+    await getDb().sql`update public.tool_instances set container_id = null, docker_state = null where id = ${instance.id}`;
+    const controlPlane = await serveOverHttp(functions.heartbeat);
+    const before = await call(functions.toolboxes, "GET", `/toolboxes/${toolboxId}`, { token: ownerToken });
+    expect(before.body.status).toBe("provisioning");
+    const agentToken = await deriveAgentToken(TEST_AGENT_TOKEN_SECRET, toolboxId, before.body.token_version);
+    const heartbeating = await startAgent(await freePort(), agentToken, {
+      DTMA_CONTROL_PLANE_URL: `${controlPlane.url}/functions/v1`,
+      DTMA_HEARTBEAT_INTERVAL_MS: "200",
+    });
+
+    try {
+      const toolbox = await waitForRow(
+        () => getDb().sql`select status, agent_version, last_heartbeat_at from public.toolboxes where id = ${toolboxId}`,
+        (row) => row.status === "active",
+      );
+      expect(toolbox.agent_version).not.toBeNull();
+      const observed = await waitForRow(
+        () => getDb().sql`select container_id, docker_state from public.tool_instances where id = ${instance.id}`,
+        (row) => row.container_id !== null,
+      );
+      expect(observed).toEqual({ container_id: instance.container_id, docker_state: "running" });
+    } finally {
+      await heartbeating.close();
+      await controlPlane.close();
+    }
+  });
+
+  async function waitForRow(query: () => Promise<Record<string, unknown>[]>, accept: (row: Record<string, unknown>) => boolean) {
+    const deadline = Date.now() + 15_000;
+    let last: Record<string, unknown> | undefined;
+    while (Date.now() < deadline) {
+      last = (await query())[0];
+      if (last !== undefined && accept(last)) return last;
+      await sleep(100);
+    }
+    throw new Error(`row did not reach the expected state within 15 s; last: ${JSON.stringify(last)}`);
+  }
 });
+
+/** Serves a handler over HTTP on a loopback port, so the real agent can reach it. */
+async function serveOverHttp(handler: Handler): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer(async (request, response) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const headers = new Headers();
+    for (const [key, value] of Object.entries(request.headers)) {
+      if (typeof value === "string") headers.set(key, value);
+    }
+    const method = request.method ?? "GET";
+    const body = method === "GET" || method === "HEAD" ? undefined : Buffer.concat(chunks);
+    const result = await handler(new Request(`http://127.0.0.1${request.url ?? "/"}`, { method, headers, body }));
+    response.writeHead(result.status, Object.fromEntries(result.headers));
+    response.end(Buffer.from(await result.arrayBuffer()));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
