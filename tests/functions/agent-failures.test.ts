@@ -290,6 +290,18 @@ describe("instances function with a misbehaving agent", () => {
     expect(again.body.status).toBe("removed");
   });
 
+  test("summary line keeps the HTTP status", async () => {
+    const instance = await deployRunning();
+    const linesBefore = functions.logLines.length;
+
+    await call(functions.instances, "POST", `/instances/${instance.id}/stop`, { token, headers: { "x-request-id": "stop-summary" } });
+
+    const summary = functions.logLines.slice(linesBefore).map((line) => JSON.parse(line)).find((line) => line.msg === "request finished");
+    expect(summary).toMatchObject({ request_id: "stop-summary", status: 200, instance_status: "stopped", outcome: "done", action: "stop" });
+    expect(summary.instance_id).toBe(instance.id);
+    expect(summary.toolbox_id).toBe(toolboxId);
+  });
+
   test("logs come from the agent", async () => {
     const instance = await deployRunning();
 

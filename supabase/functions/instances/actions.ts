@@ -89,7 +89,7 @@ function rejectWhileLeased(row: InstanceRow): void {
 /** Turns a drive result into the response: `successStatus` when done, 202 in progress, the agent's error otherwise. */
 export function driveResponse(result: DriveResult, toolbox: ToolboxRow, successStatus: number, context: InstancesContext): Response {
   context.request.fields.outcome = result.outcome;
-  context.request.fields.status = result.instance.status;
+  context.request.fields.instance_status = result.instance.status;
   const body = instanceResponse(result.instance, toolbox);
 
   if (result.outcome === "done") return json(successStatus, body);
