@@ -5,4 +5,3 @@ export * from "./states.ts";
 export * from "./sqlstate.ts";
 export * from "./reconcile.ts";
 export * from "./api.ts";
-export * from "./api.ts";
