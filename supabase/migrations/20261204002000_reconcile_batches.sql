@@ -170,6 +170,9 @@ security definer
 set search_path = ''
 as $$
 declare
+  -- One clock reading for the whole batch, so a sighting recorded now is zero seconds old to
+  -- the plan, never a few microseconds in the future.
+  recorded_at timestamptz := pg_catalog.clock_timestamp();
   result jsonb;
 begin
   if pg_catalog.jsonb_typeof(p_reports) is distinct from 'array' then
@@ -187,7 +190,7 @@ begin
     from public.toolboxes as t
     join report on report.toolbox_id = t.id
     where t.reconcile_lease_holder = p_holder
-      and t.reconcile_lease_expires_at > pg_catalog.clock_timestamp()
+      and t.reconcile_lease_expires_at > recorded_at
   ),
   reported as (
     -- An engine can hold two containers with one instance label. The running one counts.
@@ -235,7 +238,7 @@ begin
         observed_generation = o.generation,
         started_at = o.started_at,
         finished_at = o.finished_at,
-        observed_at = pg_catalog.clock_timestamp()
+        observed_at = recorded_at
     from observed as o
     where t.id = o.id
     returning t.id, t.version
@@ -247,7 +250,7 @@ begin
   ),
   sighted as (
     insert into berth_private.orphan_containers (toolbox_id, container_id, instance_id, first_seen_at)
-    select orphan.toolbox_id, orphan.container_id, orphan.instance_id, pg_catalog.clock_timestamp()
+    select orphan.toolbox_id, orphan.container_id, orphan.instance_id, recorded_at
     from orphan
     on conflict (toolbox_id, container_id) do nothing
     returning toolbox_id, container_id, first_seen_at
@@ -261,7 +264,7 @@ begin
     returning s.container_id
   )
   select pg_catalog.jsonb_build_object(
-    'now', pg_catalog.clock_timestamp(),
+    'now', recorded_at,
     'held', (select coalesce(pg_catalog.jsonb_agg(held.id), '[]'::jsonb) from held),
     'written', (select count(*) from written),
     'instances', (
@@ -277,10 +280,11 @@ begin
         'status_changed_at', live.status_changed_at,
         'restart_attempts', live.restart_attempts,
         'next_attempt_at', live.next_attempt_at,
-        'lease_holder', case when live.lease_expires_at > pg_catalog.clock_timestamp() then live.lease_holder end,
-        'lease_expires_at', case when live.lease_expires_at > pg_catalog.clock_timestamp() then live.lease_expires_at end,
+        'lease_holder', case when live.lease_expires_at > recorded_at then live.lease_holder end,
+        'lease_expires_at', case when live.lease_expires_at > recorded_at then live.lease_expires_at end,
         'recorded_container_id', live.container_id,
-        'recorded_restart_count', live.restart_count
+        'recorded_restart_count', live.restart_count,
+        'recorded_exit_code', live.exit_code
       )), '[]'::jsonb)
       from live
       left join written on written.id = live.id

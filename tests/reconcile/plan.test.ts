@@ -28,6 +28,7 @@ function instance(overrides: Partial<ReconcileInstance> = {}): ReconcileInstance
     lease_expires_at: null,
     recorded_container_id: "c1",
     recorded_restart_count: 0,
+    recorded_exit_code: null,
     ...overrides,
   };
 }

@@ -19,10 +19,15 @@ export interface BatchContext extends RepairContext {
 /** Error entries kept in reconcile_runs.errors, so one bad batch cannot bloat the row. */
 export const MAX_RUN_ERRORS = 50;
 
-export async function reconcileBatch(context: BatchContext, toolboxes: ToolboxRow[], counts: ReconcileCounts, errors: unknown[]): Promise<void> {
-  const fetched = await fetchInventories(toolboxes, context.clientFor, context.config.fetchConcurrency);
+/** Fetches the inventories of a claimed batch, the part of a batch that waits on agents. */
+export function fetchBatch(context: BatchContext, toolboxes: ToolboxRow[]): Promise<FetchedInventory[]> {
+  return fetchInventories(toolboxes, context.clientFor, context.config.fetchConcurrency);
+}
+
+/** Reconciles a batch whose inventories were fetched, then releases its toolboxes. */
+export async function reconcileBatch(context: BatchContext, fetched: FetchedInventory[], counts: ReconcileCounts, errors: unknown[]): Promise<void> {
   counts.batches += 1;
-  counts.toolboxes_checked += toolboxes.length;
+  counts.toolboxes_checked += fetched.length;
 
   try {
     const reachable = fetched.filter((entry) => entry.reachable);
@@ -113,7 +118,8 @@ async function runRepairs(
     ...repairs.map((entry) => () => {
       const row = rows.get(entry.instance.id);
       if (row === undefined || entry.decision.kind !== "repair") return Promise.resolve<RepairOutcome>("skipped");
-      return repairInstance(context, row, toolboxes.get(entry.instance.toolbox_id)!, entry.decision, entry.observation);
+      const evidence = { observation: entry.observation, recordedExitCode: entry.instance.recorded_exit_code };
+      return repairInstance(context, row, toolboxes.get(entry.instance.toolbox_id)!, entry.decision, evidence);
     }),
     ...removals.map((entry) => () => removeOrphan(context, toolboxes.get(entry.orphan.toolbox_id)!, entry.orphan)),
   ];

@@ -16,6 +16,11 @@ export interface ReconcileConfig {
   maxConcurrentRuns: number;
   /** Wall time after which the pass claims no further batch and leaves the rest to the next pass. */
   timeBudgetMs: number;
+  /**
+   * Instances after which the pass claims no further batch. It bounds the CPU time of one
+   * invocation, because the client's CPU cost grows with the instances a pass checks.
+   */
+  maxInstancesPerPass: number;
   /** Consecutive failed contacts after which a toolbox is unreachable and its instances unknown. */
   failureThreshold: number;
   stuckAfterSeconds: number;
@@ -42,6 +47,7 @@ export const ReconcileEnv = z
     BERTH_RECONCILE_RUN_LEASE_SECONDS: Count(5, 3600, 120),
     BERTH_RECONCILE_MAX_CONCURRENT_RUNS: Count(1, 100, 1),
     BERTH_RECONCILE_TIME_BUDGET_MS: Count(1000, 3_600_000, 40_000),
+    BERTH_RECONCILE_MAX_INSTANCES_PER_PASS: Count(1, 10_000_000, 20_000),
     BERTH_RECONCILE_FAILURE_THRESHOLD: Count(1, 100, 3),
     BERTH_RECONCILE_STUCK_AFTER_SECONDS: Count(1, 86_400, 120),
     BERTH_RECONCILE_ORPHAN_GRACE_SECONDS: Count(0, 86_400, 300),
@@ -72,6 +78,7 @@ export function parseReconcileConfig(source: Record<string, string | undefined>)
     runLeaseSeconds: env.BERTH_RECONCILE_RUN_LEASE_SECONDS,
     maxConcurrentRuns: env.BERTH_RECONCILE_MAX_CONCURRENT_RUNS,
     timeBudgetMs: env.BERTH_RECONCILE_TIME_BUDGET_MS,
+    maxInstancesPerPass: env.BERTH_RECONCILE_MAX_INSTANCES_PER_PASS,
     failureThreshold: env.BERTH_RECONCILE_FAILURE_THRESHOLD,
     stuckAfterSeconds: env.BERTH_RECONCILE_STUCK_AFTER_SECONDS,
     orphanGraceSeconds: env.BERTH_RECONCILE_ORPHAN_GRACE_SECONDS,

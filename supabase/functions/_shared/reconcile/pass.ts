@@ -4,7 +4,8 @@ import type { InstanceDriver } from "../driver.ts";
 import { describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Registry } from "../registry.ts";
-import { MAX_RUN_ERRORS, reconcileBatch, type BatchContext } from "./batch.ts";
+import { MAX_RUN_ERRORS, fetchBatch, reconcileBatch, type BatchContext } from "./batch.ts";
+import type { FetchedInventory } from "./executor.ts";
 import type { ReconcileConfig } from "./config.ts";
 import { cachedClients } from "./executor.ts";
 import type { ReconcileStore } from "./store.ts";
@@ -66,7 +67,9 @@ async function runPass(deps: PassDependencies, clientFor: BatchContext["clientFo
 
 /**
  * Claims and reconciles batches until the claim comes back empty (every toolbox done, or the
- * run lease lost) or the budget is spent. An error that breaks a batch ends the pass, and
+ * run lease lost) or the time or instance budget is spent. The next batch is claimed and its
+ * inventories fetched while the current one is recorded and repaired, so the pass waits on
+ * agents and on the database at the same time. An error that breaks a batch ends the pass, and
  * the batch's own cleanup releases its toolbox leases.
  */
 async function runBatches(
@@ -78,14 +81,25 @@ async function runBatches(
 ): Promise<{ complete: boolean; broken: boolean }> {
   const { config } = context;
 
+  let complete = false;
+  const claimAndFetch = async (): Promise<FetchedInventory[] | null> => {
+    if (elapsedMs() >= config.timeBudgetMs || counts.instances_checked >= config.maxInstancesPerPass) return null;
+    const toolboxes = await context.store.claimBatch(runId, context.holder, config.batchSize, config.toolboxLeaseSeconds);
+    if (toolboxes.length === 0) complete = true;
+    return toolboxes.length === 0 ? null : fetchBatch(context, toolboxes);
+  };
+
+  let next = claimAndFetch();
   try {
-    while (elapsedMs() < config.timeBudgetMs) {
-      const toolboxes = await context.store.claimBatch(runId, context.holder, config.batchSize, config.toolboxLeaseSeconds);
-      if (toolboxes.length === 0) return { complete: true, broken: false };
-      await reconcileBatch(context, toolboxes, counts, errors);
+    for (let fetched = await next; fetched !== null; fetched = await next) {
+      next = claimAndFetch();
+      await reconcileBatch(context, fetched, counts, errors);
     }
-    return { complete: false, broken: false };
+    return { complete, broken: false };
   } catch (error) {
+    // NOTE: the batch fetched meanwhile keeps its toolbox leases until they expire
+    // (toolboxLeaseSeconds), so the next pass skips those toolboxes until then.
+    next.catch(() => {});
     context.logger.error("reconcile pass broke off", { error: describeError(error) });
     if (errors.length < MAX_RUN_ERRORS) errors.push({ code: "pass_failed", message: error instanceof Error ? error.message : String(error) });
     return { complete: false, broken: true };

@@ -29,19 +29,28 @@ export interface RepairContext {
 
 type RepairDecision = Extract<Decision, { kind: "repair" }>;
 
+/** What the plan saw of one instance: the agent's observation and the values recorded before the pass. */
+export interface RepairEvidence {
+  observation: InstanceObservation | null;
+  recordedExitCode: number | null;
+}
+
+/** Inventory reads while waiting for a crash-looping container to show its exit code, 200 ms apart. */
+const EXIT_CODE_POLLS = 10;
+
 /** Repairs one instance and returns the outcome. It logs an error and returns `failed` instead of throwing. */
 export async function repairInstance(
   context: RepairContext,
   row: InstanceRow,
   toolbox: ToolboxRow,
   decision: RepairDecision,
-  observation: InstanceObservation | null,
+  evidence: RepairEvidence,
 ): Promise<RepairOutcome> {
   const log = context.logger.child({ instance_id: row.id, toolbox_id: toolbox.id, action: decision.action, reason_code: decision.reason });
   log.info("repairing drift", { message: decision.message });
 
   try {
-    if (decision.action === "give_up") return await giveUp(context, row, toolbox, decision, observation);
+    if (decision.action === "give_up") return await giveUp(context, row, toolbox, decision, evidence);
     return await drive(context, row, toolbox, decision, log);
   } catch (error) {
     if (error instanceof ApiError && error.code === "lease_held") {
@@ -92,16 +101,18 @@ async function giveUp(
   row: InstanceRow,
   toolbox: ToolboxRow,
   decision: RepairDecision,
-  observation: InstanceObservation | null,
+  evidence: RepairEvidence,
 ): Promise<RepairOutcome> {
+  const { observation } = evidence;
   const leased = await context.registry.claimInstanceLease(row.id, context.holder, context.config.toolboxLeaseSeconds);
   const nonce = leased.lease_nonce ?? "";
 
   try {
     const tail = await logTail(context, toolbox, row.id);
+    const exitCode = await crashExitCode(context, toolbox, row.id, evidence);
     const stopped = await stopQuietly(context, toolbox, row.id);
     const details = {
-      exit_code: observation?.exit_code ?? stopped?.exit_code ?? null,
+      exit_code: exitCode ?? stopped?.exit_code ?? null,
       oom_killed: observation?.oom_killed ?? stopped?.oom_killed ?? null,
       restart_attempts: leased.restart_attempts,
       engine_restart_count: observation?.restart_count ?? null,
@@ -128,6 +139,27 @@ async function markFailed(context: RepairContext, leased: InstanceRow, nonce: st
     details,
   });
   if (leased.status === status) await context.store.recordEvent(leased.id, decision.reason, decision.message, details);
+}
+
+/**
+ * Returns the exit code of the crash. The engine may just have restarted the container, so
+ * while it runs the inventory is read again for up to 2 s. A code from stopping it ourselves
+ * would only show our own SIGTERM (143).
+ */
+async function crashExitCode(context: RepairContext, toolbox: ToolboxRow, instanceId: string, evidence: RepairEvidence): Promise<number | null> {
+  if (evidence.observation?.exit_code != null) return evidence.observation.exit_code;
+
+  try {
+    const client = await context.clientFor(toolbox);
+    for (let poll = 0; poll < EXIT_CODE_POLLS; poll += 1) {
+      const current = (await client.inventory()).instances.find((entry) => entry.instance_id === instanceId);
+      if (current?.exit_code != null) return current.exit_code;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  } catch (error) {
+    context.logger.warn("could not read the exit code of a crash-looping container", { instance_id: instanceId, error: describe(error) });
+  }
+  return evidence.recordedExitCode;
 }
 
 /** Stops the container and returns its observation, or null when the agent cannot stop it. */

@@ -24,6 +24,8 @@ export interface ReconcileInstance {
   recorded_container_id: string | null;
   /** The engine's restart count as recorded before this pass; a jump means the engine's restart policy is looping. */
   recorded_restart_count: number | null;
+  /** Exit code recorded before this pass, kept for a crash-loop verdict taken while the container runs. */
+  recorded_exit_code: number | null;
 }
 
 /** A labelled container without a live row on its toolbox, and when a pass first saw it. */
