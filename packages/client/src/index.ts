@@ -1,3 +1,16 @@
-// TODO: the typed client for the management UI (createBerthClient over supabase-js) is not
-// written yet; this entry point exists so the workspace type-checks.
-export {};
+export { createBerthClient, type BerthClient } from "./client.ts";
+export { BerthError, CLIENT_ERROR_CODES } from "./errors.ts";
+export type { DeployOptions, InstanceAction, InstanceResult, InstancesApi } from "./instances.ts";
+export type { ToolboxesApi } from "./toolboxes.ts";
+export {
+  DEFAULT_EVENT_LIMIT,
+  MAX_EVENT_LIMIT,
+  type EventRowsQuery,
+  type InstanceEventRow,
+  type InstanceRow,
+  type InstanceRowsQuery,
+  type TablesApi,
+  type ToolboxRow,
+} from "./tables.ts";
+export type { InstanceChange, Unsubscribe, WatchOptions, WatchStatus } from "./watch.ts";
+export type { Database, Json, Tables, Enums } from "./database.types.ts";
