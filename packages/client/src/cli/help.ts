@@ -1,0 +1,53 @@
+import { COMMON_OPTION_HELP, type Command } from "./command.ts";
+import { COMMANDS } from "./commands/index.ts";
+
+const SETTINGS_HELP = `settings:
+  berth reads SUPABASE_URL, SUPABASE_ANON_KEY and BERTH_DEV_USER_JWT from .berth/dev.env,
+  which \`npm start\` writes, in the current directory or else the repository root.
+  When SUPABASE_URL is set in the environment, berth reads SUPABASE_URL, SUPABASE_ANON_KEY
+  and the user's access token BERTH_USER_JWT from the environment instead.
+  \`berth reconcile\` uses SUPABASE_SERVICE_ROLE_KEY from the same source.`;
+
+const EXIT_CODE_HELP = `exit codes:
+  0  the command succeeded
+  1  the action failed, timed out, or the instance ended in another state than requested
+  2  usage error: invalid arguments, settings or values
+  3  the instance or toolbox was not found`;
+
+/** Returns the overview printed by `berth help`. */
+export function generalHelp(): string {
+  const width = Math.max(...COMMANDS.map((command) => command.name.length), "help".length) + 2;
+  const commandLines = [...COMMANDS.map((command) => [command.name, command.summary]), ["help", "show this help, or a command's options with `berth help COMMAND`"]]
+    .map(([name, summary]) => `  ${(name as string).padEnd(width)}${summary}`)
+    .join("\n");
+
+  return [
+    "berth: deploy and manage MCP servers on your Berth toolboxes",
+    "",
+    "usage: berth COMMAND [options]",
+    "",
+    "commands:",
+    commandLines,
+    "",
+    "options of every command:",
+    optionLines(COMMON_OPTION_HELP),
+    "",
+    SETTINGS_HELP,
+    "",
+    EXIT_CODE_HELP,
+    "",
+  ].join("\n");
+}
+
+/** Returns the help of one command: synopsis, summary, its options and the common ones. */
+export function commandHelp(command: Command): string {
+  const sections = [`usage: ${command.usage}`, "", `${command.summary}.`, ""];
+  if (command.optionHelp.length > 0) sections.push("options:", optionLines(command.optionHelp), "");
+  sections.push("options of every command:", optionLines(COMMON_OPTION_HELP), "", EXIT_CODE_HELP, "");
+  return sections.join("\n");
+}
+
+function optionLines(options: Array<[string, string]>): string {
+  const width = Math.max(...options.map(([flag]) => flag.length)) + 2;
+  return options.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`).join("\n");
+}
