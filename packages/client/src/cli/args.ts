@@ -98,44 +98,54 @@ function valueFromEnvironment(flag: string, name: string, env: NodeJS.ProcessEnv
  */
 export function splitCommandLine(line: string): string[] {
   const words: string[] = [];
-  let word = "";
-  let inWord = false;
-  let quote: "'" | '"' | undefined;
+  // Undefined between words, so `""` still yields an empty argument.
+  let word: string | undefined;
+  let index = 0;
 
-  for (let index = 0; index < line.length; index += 1) {
-    const char = line[index] as string;
-    if (quote === "'") {
-      if (char === "'") quote = undefined;
-      else word += char;
-      continue;
-    }
-    if (char === "\\" && index + 1 < line.length && (quote === undefined || /["\\$`]/.test(line[index + 1] as string))) {
-      word += line[index + 1];
+  while (index < line.length) {
+    if (/\s/.test(line[index] as string)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
       index += 1;
-      inWord = true;
       continue;
     }
-    if (quote === '"') {
-      if (char === '"') quote = undefined;
-      else word += char;
-      continue;
-    }
-    if (char === "'" || char === '"') {
-      quote = char;
-      inWord = true;
-      continue;
-    }
-    if (/\s/.test(char)) {
-      if (inWord) words.push(word);
-      word = "";
-      inWord = false;
-      continue;
-    }
-    word += char;
-    inWord = true;
+    const token = readToken(line, index);
+    word = (word ?? "") + token.text;
+    index = token.next;
   }
 
-  if (quote !== undefined) throw new UsageError(`invalid --command: the ${quote === "'" ? "single" : "double"} quote is not closed`);
-  if (inWord) words.push(word);
+  if (word !== undefined) words.push(word);
   return words;
+}
+
+/** Reads the quoted section, escaped character or plain character that starts at `index`. */
+function readToken(line: string, index: number): { text: string; next: number } {
+  const char = line[index] as string;
+  if (char === "\\" && index + 1 < line.length) return { text: line[index + 1] as string, next: index + 2 };
+  if (char === '"') return readDoubleQuoted(line, index + 1);
+  if (char !== "'") return { text: char, next: index + 1 };
+
+  const end = line.indexOf("'", index + 1);
+  if (end === -1) throw unclosedQuote("single");
+  return { text: line.slice(index + 1, end), next: end + 1 };
+}
+
+/** Reads up to the closing double quote; a backslash escapes only `"`, `\\`, `$` and backtick, as in sh. */
+function readDoubleQuoted(line: string, start: number): { text: string; next: number } {
+  let text = "";
+  for (let index = start; index < line.length; index += 1) {
+    const char = line[index] as string;
+    if (char === '"') return { text, next: index + 1 };
+    if (char === "\\" && /["\\$`]/.test(line[index + 1] ?? "")) {
+      text += line[index + 1];
+      index += 1;
+      continue;
+    }
+    text += char;
+  }
+  throw unclosedQuote("double");
+}
+
+function unclosedQuote(kind: "single" | "double"): UsageError {
+  return new UsageError(`invalid --command: the ${kind} quote is not closed`);
 }

@@ -120,7 +120,15 @@ describe("splitCommandLine", () => {
     expect(splitCommandLine(line)).toEqual(expected);
   });
 
-  test("unclosed quote fails", () => {
+  test("unclosed double quote fails", () => {
     expect(usageMessage(() => splitCommandLine(`echo "open`))).toBe("invalid --command: the double quote is not closed");
+  });
+
+  test("unclosed single quote fails", () => {
+    expect(usageMessage(() => splitCommandLine(`echo 'open`))).toBe("invalid --command: the single quote is not closed");
+  });
+
+  test("trailing backslash stays literal", () => {
+    expect(splitCommandLine("echo a\\")).toEqual(["echo", "a\\"]);
   });
 });
