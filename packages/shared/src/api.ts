@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { DTMA_LOGS_DEFAULT_TAIL, DTMA_LOGS_MAX_TAIL, EnvName, ImageReference, LogLine, PortNumber, ResourceId } from "./dtma.ts";
-import { DesiredState, InstanceStatus, ReasonCode, ToolboxStatus } from "./states.ts";
+import { DesiredState, EventActor, InstanceStatus, ReasonCode, ToolboxStatus } from "./states.ts";
 
 /**
  * Request and response bodies of the user API (`/functions/v1/toolboxes` and
@@ -173,6 +173,56 @@ export const InstanceLogsResponse = z.object({
   lines: z.array(LogLine),
 });
 export type InstanceLogsResponse = z.infer<typeof InstanceLogsResponse>;
+
+/** Default and maximum number of events that one `GET /instances/{id}/events` returns. */
+export const INSTANCE_EVENTS_DEFAULT_LIMIT = 100;
+export const INSTANCE_EVENTS_MAX_LIMIT = 1000;
+
+/**
+ * Query of `GET /instances/{id}/events`: the `limit` newest events, only those with an id below
+ * `before_id` when it is given. `before_id` has at most 15 digits, so it stays an exact
+ * JavaScript number although the column is bigint.
+ */
+export const InstanceEventsRequest = z.object({
+  limit: z
+    .string()
+    .regex(/^\d{1,6}$/, "must be a whole number of events")
+    .transform(Number)
+    .pipe(z.int().min(1, "must be at least 1").max(INSTANCE_EVENTS_MAX_LIMIT, `must be at most ${INSTANCE_EVENTS_MAX_LIMIT}`))
+    .default(INSTANCE_EVENTS_DEFAULT_LIMIT),
+  before_id: z
+    .string()
+    .regex(/^\d{1,15}$/, "must be a whole number of at most 15 digits, the id of an event")
+    .transform(Number)
+    .pipe(z.int().min(1, "must be at least 1"))
+    .optional(),
+});
+export type InstanceEventsRequest = z.infer<typeof InstanceEventsRequest>;
+
+/**
+ * One status change of an instance, as the database's trigger recorded it. `from_status` is
+ * null for the event of the instance's creation. Ids increase in the order events are written.
+ */
+export const InstanceEvent = z.object({
+  id: z.int().min(1),
+  instance_id: ResourceId,
+  from_status: InstanceStatus.nullable(),
+  to_status: InstanceStatus,
+  actor: EventActor,
+  reason_code: ReasonCode.nullable(),
+  message: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()),
+  created_at: Timestamp,
+});
+export type InstanceEvent = z.infer<typeof InstanceEvent>;
+
+/**
+ * Response of `GET /instances/{id}/events`: the newest `limit` events below `before_id`,
+ * ordered oldest first. To read the page before, pass the id of its first event as `before_id`.
+ * An empty list means there are no older events.
+ */
+export const InstanceEventsResponse = z.object({ events: z.array(InstanceEvent) });
+export type InstanceEventsResponse = z.infer<typeof InstanceEventsResponse>;
 
 // Agent heartbeats ----------------------------------------------------------------------------
 

@@ -81,6 +81,27 @@ export interface InstanceRow {
   updated_at: Date;
 }
 
+/** A `public.instance_events` row. The bigint `id` becomes a number. */
+export interface InstanceEventRow {
+  id: number;
+  instance_id: string;
+  owner_id: string;
+  toolbox_id: string;
+  from_status: InstanceStatus | null;
+  to_status: InstanceStatus;
+  actor: EventActor;
+  reason_code: ReasonCode | null;
+  message: string | null;
+  details: Record<string, unknown>;
+  created_at: Date;
+}
+
+export interface InstanceEventsQuery {
+  limit: number;
+  /** Only events with an id below this one, to page back through the history. */
+  beforeId?: number;
+}
+
 /** A row of `berth_private.idempotency_keys`; `response_status` is set once the request completed. */
 export interface IdempotencyRecord {
   key: string;
@@ -126,6 +147,11 @@ export interface Registry {
   getOwnedInstance(ownerId: string, id: string): Promise<InstanceRow>;
   /** Lists an owner's instances that are not removed, oldest first. */
   listOwnedInstances(ownerId: string, filter?: { toolboxId?: string }): Promise<InstanceRow[]>;
+  /**
+   * Lists the `limit` newest events of an owner's instance, oldest first. Another owner's
+   * instance has no events here, so callers check ownership with `getOwnedInstance` first.
+   */
+  listOwnedInstanceEvents(ownerId: string, instanceId: string, query: InstanceEventsQuery): Promise<InstanceEventRow[]>;
   /** Lists the instances of a toolbox that are not removed. */
   listToolboxInstances(toolboxId: string): Promise<InstanceRow[]>;
   getToolbox(id: string): Promise<ToolboxRow | null>;
@@ -197,6 +223,22 @@ function instanceReads(sql: Sql) {
         const rows = await sql`
           select * from public.tool_instances where toolbox_id = ${toolboxId} and status <> 'removed' order by id`;
         return rows.map((row) => toInstance(row));
+      }),
+
+    listOwnedInstanceEvents: (ownerId: string, instanceId: string, query: InstanceEventsQuery) =>
+      guarded(async () => {
+        // The inner query takes the newest events through the (instance_id, id) index, and the
+        // outer one puts them in the order a history is read in.
+        const rows = await sql`
+          select * from (
+            select * from public.instance_events
+            where instance_id = ${instanceId} and owner_id = ${ownerId}
+              and (${query.beforeId ?? null}::bigint is null or id < ${query.beforeId ?? null}::bigint)
+            order by id desc
+            limit ${query.limit}
+          ) newest
+          order by id`;
+        return rows.map((row) => toInstanceEvent(row));
       }),
   };
 }
@@ -371,6 +413,11 @@ export function toInstance(row: RawRow): InstanceRow {
     converted[column] = value === null || value === undefined ? null : Number(value);
   }
   return converted as unknown as InstanceRow;
+}
+
+/** Converts a raw event row: postgres.js returns the bigint id as a string. */
+export function toInstanceEvent(row: RawRow): InstanceEventRow {
+  return { ...row, id: Number(row.id) } as unknown as InstanceEventRow;
 }
 
 export function toToolbox(row: RawRow): ToolboxRow {

@@ -8,6 +8,7 @@ import type { Registry } from "../_shared/registry.ts";
 import { methodNotAllowed, routeNotFound, serveRoutes, type RequestContext } from "../_shared/request.ts";
 import { runAction, readLogs, type InstanceAction } from "./actions.ts";
 import { deployInstance } from "./deploy.ts";
+import { readEvents } from "./events.ts";
 import { instanceResponse } from "./responses.ts";
 
 export interface InstancesHandlerDependencies {
@@ -31,7 +32,7 @@ const ACTIONS = new Set<string>(["start", "stop", "restart"]);
 
 /**
  * Creates the handler of `/functions/v1/instances`: deploy, list, read, start, stop, restart,
- * remove and logs of the caller's instances. Another owner's instance returns 404.
+ * remove, logs and events of the caller's instances. Another owner's instance returns 404.
  */
 export function createInstancesHandler(deps: InstancesHandlerDependencies): (request: Request) => Promise<Response> {
   return serveRoutes("instances", deps.logger, async (request, context) => {
@@ -68,6 +69,10 @@ async function route(request: Request, context: InstancesContext): Promise<Respo
   }
   if (action === "logs") {
     if (request.method === "GET") return readLogs(request, instanceId, context);
+    methodNotAllowed(request, ["GET"]);
+  }
+  if (action === "events") {
+    if (request.method === "GET") return readEvents(request, instanceId, context);
     methodNotAllowed(request, ["GET"]);
   }
   routeNotFound(request);

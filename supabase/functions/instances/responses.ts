@@ -1,5 +1,5 @@
-import type { InstanceResponse } from "@berth/shared";
-import type { InstanceRow, ToolboxRow } from "../_shared/registry.ts";
+import type { InstanceEvent, InstanceResponse } from "@berth/shared";
+import type { InstanceEventRow, InstanceRow, ToolboxRow } from "../_shared/registry.ts";
 
 /** Converts an instance row to its API form. Lease holder and nonce stay internal. */
 export function instanceResponse(row: InstanceRow, toolbox: Pick<ToolboxRow, "agent_url">): InstanceResponse {
@@ -37,6 +37,21 @@ export function instanceResponse(row: InstanceRow, toolbox: Pick<ToolboxRow, "ag
     version: row.version,
     created_at: iso(row.created_at),
     updated_at: iso(row.updated_at),
+  };
+}
+
+/** Converts an event row to its API form. Owner and toolbox ids are left out because the instance carries them. */
+export function eventResponse(row: InstanceEventRow): InstanceEvent {
+  return {
+    id: row.id,
+    instance_id: row.instance_id,
+    from_status: row.from_status,
+    to_status: row.to_status,
+    actor: row.actor,
+    reason_code: row.reason_code,
+    message: row.message,
+    details: row.details,
+    created_at: iso(row.created_at),
   };
 }
 
