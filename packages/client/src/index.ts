@@ -1,6 +1,6 @@
 export { createBerthClient, type BerthClient } from "./client.ts";
 export { BerthError, CLIENT_ERROR_CODES } from "./errors.ts";
-export type { DeployOptions, InstanceAction, InstanceResult, InstancesApi } from "./instances.ts";
+export type { DeployOptions, InstanceAction, InstanceEventsOptions, InstanceResult, InstancesApi } from "./instances.ts";
 export type { ToolboxesApi } from "./toolboxes.ts";
 export {
   DEFAULT_EVENT_LIMIT,

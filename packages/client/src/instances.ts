@@ -1,4 +1,11 @@
-import { InstanceDeployRequest, InstanceListResponse, InstanceLogsResponse, InstanceResponse } from "@berth/shared";
+import {
+  InstanceDeployRequest,
+  InstanceEventsResponse,
+  InstanceListResponse,
+  InstanceLogsResponse,
+  InstanceResponse,
+  type InstanceEvent,
+} from "@berth/shared";
 import type { SupabaseClient } from "@supabase/supabase-js";
 import { invokeFunction, parseRequest, segment } from "./invoke.ts";
 
@@ -19,6 +26,13 @@ export interface DeployOptions {
   idempotencyKey?: string;
 }
 
+export interface InstanceEventsOptions {
+  /** Number of newest events, from 1 to INSTANCE_EVENTS_MAX_LIMIT. The server returns INSTANCE_EVENTS_DEFAULT_LIMIT when absent. */
+  limit?: number;
+  /** Only events with an id below this one. Pass the id of a page's first event to read the page before it. */
+  beforeId?: number;
+}
+
 /** Typed calls of the `instances` edge function. */
 export interface InstancesApi {
   deploy(request: InstanceDeployRequest, options?: DeployOptions): Promise<InstanceResult>;
@@ -30,6 +44,8 @@ export interface InstancesApi {
   restart(id: string): Promise<InstanceResult>;
   remove(id: string): Promise<InstanceResult>;
   logs(id: string, options?: { tail?: number }): Promise<InstanceLogsResponse>;
+  /** Returns the newest status changes of an instance, oldest first. Removed instances keep theirs. */
+  events(id: string, options?: InstanceEventsOptions): Promise<InstanceEvent[]>;
 }
 
 export function createInstancesApi(supabase: SupabaseClient<any, any, any>): InstancesApi {
@@ -70,6 +86,12 @@ export function createInstancesApi(supabase: SupabaseClient<any, any, any>): Ins
       const query = { tail: options.tail };
       const { data } = await invokeFunction(supabase, { path: `instances/${segment(id)}/logs`, method: "GET", query }, InstanceLogsResponse);
       return data;
+    },
+
+    async events(id, options = {}) {
+      const query = { limit: options.limit, before_id: options.beforeId };
+      const { data } = await invokeFunction(supabase, { path: `instances/${segment(id)}/events`, method: "GET", query }, InstanceEventsResponse);
+      return data.events;
     },
   };
 }

@@ -152,6 +152,39 @@ describe("client against the functions", () => {
       expect((await berth.instances.list()).map((row) => row.id)).not.toContain(instance.id);
     });
 
+    test("events page back oldest first", async () => {
+      const { instance } = await berth.instances.deploy({ toolbox_id: toolboxId, name: "storied", image: IMAGE, port: 8080 });
+      await berth.instances.stop(instance.id);
+
+      const all = await berth.instances.events(instance.id);
+      const newest = await berth.instances.events(instance.id, { limit: 2 });
+      const previous = await berth.instances.events(instance.id, { limit: 2, beforeId: newest[0]?.id });
+
+      expect(all.map((event) => event.to_status)).toEqual(["pending", "deploying", "running", "stopping", "stopped"]);
+      expect(all[0]?.from_status).toBeNull();
+      expect(newest.map((event) => event.id)).toEqual(all.slice(-2).map((event) => event.id));
+      expect(previous.map((event) => event.id)).toEqual(all.slice(1, 3).map((event) => event.id));
+    });
+
+    test("other owner's events are not found", async () => {
+      const { instance } = await berth.instances.deploy({ toolbox_id: toolboxId, name: "diary", image: IMAGE, port: 8080 });
+
+      const error = await berthError(stranger.instances.events(instance.id));
+
+      expect(error.status).toBe(404);
+      expect(error.code).toBe("instance_not_found");
+    });
+
+    test("invalid events limit names the field", async () => {
+      const { instance } = await berth.instances.deploy({ toolbox_id: toolboxId, name: "limited", image: IMAGE, port: 8080 });
+
+      const error = await berthError(berth.instances.events(instance.id, { limit: 0 }));
+
+      expect(error.status).toBe(400);
+      expect(error.code).toBe("invalid_request");
+      expect(error.details).toMatchObject({ fields: [{ field: "limit" }] });
+    });
+
     test("idempotency key replays deploy", async () => {
       const key = randomUUID();
       const request = { toolbox_id: toolboxId, name: "replayed", image: IMAGE, port: 8080 };

@@ -1,5 +1,4 @@
-import type { InstanceResponse, ReconcileResponse, ToolboxResponse } from "@berth/shared";
-import type { InstanceEventRow } from "../tables.ts";
+import type { InstanceEvent, InstanceResponse, ReconcileResponse, ToolboxResponse } from "@berth/shared";
 import { formatTable, relativeTime, shortId } from "./format.ts";
 
 /** Formats instances for `berth ls`. STATUS carries the reason code when there is one. */
@@ -30,7 +29,7 @@ export function toolboxesTable(toolboxes: ToolboxResponse[], now: Date): string 
 }
 
 /** Formats events oldest first, the order a history is read in. */
-export function eventsTable(events: InstanceEventRow[], now: Date): string {
+export function eventsTable(events: InstanceEvent[], now: Date): string {
   const rows = [...events]
     .sort((a, b) => a.id - b.id)
     .map((event) => [

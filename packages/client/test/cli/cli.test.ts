@@ -342,12 +342,55 @@ describe("berth against the functions", () => {
     }
   });
 
-  test("events needs the Data API", async () => {
-    const result = await berth("events");
+  test("events prints the history", async () => {
+    await berth("deploy", "--name", "cli-evented", "--image", IMAGE, "--port", "8080");
+    await berth("stop", "cli-evented");
 
-    expect(result.code).toBe(1);
-    expect(result.stderr).toContain("(code data_api_error)");
-    expect(result.stderr).toContain("serves no Data API (PostgREST) at /rest/v1");
+    const result = await berth("events", "cli-evented");
+
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^TIME\s+INSTANCE\s+STATUS\s+ACTOR\s+REASON\s+MESSAGE$/);
+    expect(lines).toHaveLength(6);
+    expect(lines[1]).toContain("(new) → pending");
+    expect(lines[1]).toContain("Created");
+    expect(lines[5]).toContain("stopping → stopped");
+  });
+
+  test("events --json is oldest first", async () => {
+    await berth("deploy", "--name", "cli-evented-json", "--image", IMAGE, "--port", "8080");
+
+    const result = await berth("events", "cli-evented-json", "--limit", "2", "--json");
+
+    expect(result.code).toBe(0);
+    const { events } = JSON.parse(result.stdout);
+    expect(events.map((event: { to_status: string }) => event.to_status)).toEqual(["deploying", "running"]);
+    expect(events[0].id).toBeLessThan(events[1].id);
+  });
+
+  test("events without instance merges all", async () => {
+    const listed = JSON.parse((await berth("ls", "--json")).stdout).instances.map((instance: { id: string }) => instance.id);
+
+    const all = await berth("events", "--limit", "1000", "--json");
+    const newest = await berth("events", "--limit", "4", "--json");
+
+    expect(all.code).toBe(0);
+    expect(newest.code).toBe(0);
+    const allEvents: Array<{ id: number; instance_id: string }> = JSON.parse(all.stdout).events;
+    const allIds = allEvents.map((event) => event.id);
+    expect(allIds).toEqual([...allIds].sort((a, b) => a - b));
+    expect(new Set(allEvents.map((event) => event.instance_id))).toEqual(new Set(listed));
+    expect(JSON.parse(newest.stdout).events.map((event: { id: number }) => event.id)).toEqual(allIds.slice(-4));
+  });
+
+  test("events of unknown id exits 3", async () => {
+    const id = randomUUID();
+
+    const result = await berth("events", id);
+
+    expect(result.code).toBe(3);
+    expect(result.stderr).toBe(`error: instance ${id.slice(0, 8)}… not found (code instance_not_found). Run \`berth ls\` to see your instances.\n`);
   });
 
   test("reconcile runs with the service key", { timeout: 60_000 }, async () => {
