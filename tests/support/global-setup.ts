@@ -23,18 +23,28 @@ function log(line: string): void {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const pg = await startPostgres({ port: await freePort() });
   log(`PostgreSQL: ${pg.kind === "external" ? "DATABASE_URL" : "embedded server"}`);
-
   const template = `berth_template_${process.pid}`;
-  await createTemplate(pg, template);
-  project.provide("adminDatabaseUrl", pg.adminUrl);
-  project.provide("templateDatabase", template);
+  let engine: EngineHandle | undefined;
 
-  const engine = await startEngine({ log });
-  log(engine.dockerHost ? `container engine: ${engine.kind} at ${engine.dockerHost}` : `container engine: none (${engine.reason})`);
-  project.provide("dockerHost", engine.dockerHost);
-  project.provide("engineSkipReason", engine.reason ?? null);
+  // A failure here skips vitest's teardown, so whatever started is stopped before rethrowing.
+  try {
+    await createTemplate(pg, template);
+    project.provide("adminDatabaseUrl", pg.adminUrl);
+    project.provide("templateDatabase", template);
 
-  return () => teardown(pg, engine, template);
+    engine = await startEngine({ log });
+    log(engine.dockerHost ? `container engine: ${engine.kind} at ${engine.dockerHost}` : `container engine: none (${engine.reason})`);
+    project.provide("dockerHost", engine.dockerHost);
+    project.provide("engineSkipReason", engine.reason ?? null);
+  } catch (error) {
+    await dropTemplate(pg, template).catch(() => {});
+    await engine?.stop();
+    await pg.stop();
+    throw error;
+  }
+
+  const started = engine;
+  return () => teardown(pg, started, template);
 }
 
 async function createTemplate(pg: PostgresHandle, template: string): Promise<void> {
@@ -52,12 +62,16 @@ async function createTemplate(pg: PostgresHandle, template: string): Promise<voi
 }
 
 async function teardown(pg: PostgresHandle, engine: EngineHandle, template: string): Promise<void> {
+  await dropTemplate(pg, template);
+  await engine.stop();
+  await pg.stop();
+}
+
+async function dropTemplate(pg: PostgresHandle, template: string): Promise<void> {
   const admin = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
   try {
     await admin.unsafe(`drop database if exists ${template} with (force)`);
   } finally {
     await admin.end();
   }
-  await engine.stop();
-  await pg.stop();
 }
