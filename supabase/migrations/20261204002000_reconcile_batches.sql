@@ -148,10 +148,12 @@ alter table berth_private.orphan_containers enable row level security;
 
 -- Record --------------------------------------------------------------------------------------
 
+-- Stable, like the text to timestamptz cast it uses, so the planner can inline it. Declared
+-- immutable it would run as a separate function call for every observation.
 create function berth_private.parse_reconcile_time(p_value text)
 returns timestamptz
 language sql
-immutable
+stable
 parallel safe
 set search_path = ''
 as $$
@@ -164,7 +166,7 @@ comment on function berth_private.parse_reconcile_time(text) is
 revoke all on function berth_private.parse_reconcile_time(text) from public, anon, authenticated, service_role;
 
 create function berth_private.record_reconcile_batch(p_holder text, p_reports jsonb)
-returns jsonb
+returns json
 language plpgsql
 security definer
 set search_path = ''
@@ -173,7 +175,7 @@ declare
   -- One clock reading for the whole batch, so a sighting recorded now is zero seconds old to
   -- the plan, never a few microseconds in the future.
   recorded_at timestamptz := pg_catalog.clock_timestamp();
-  result jsonb;
+  result json;
 begin
   if pg_catalog.jsonb_typeof(p_reports) is distinct from 'array' then
     perform berth_private.raise_invalid_observation('reports', 'a JSON array');
@@ -243,10 +245,29 @@ begin
     where t.id = o.id
     returning t.id, t.version
   ),
+  checked as (
+    -- Quiet rows are in sync by every rule of the reconciler's plan: unleased, the container
+    -- recorded before is the one reported, at the spec generation, with no engine restart
+    -- since, and status equal to the desired running or stopped state. They are only counted,
+    -- so a pass without drift sends back almost nothing. Every other row goes to the plan.
+    select live.*,
+      (live.lease_expires_at is null or live.lease_expires_at <= recorded_at)
+      and r.generation >= live.spec_generation
+      and live.container_id = r.container_id
+      and live.restart_count is not distinct from r.restart_count
+      and (
+        (live.desired_state = 'running' and live.status = 'running' and r.state = 'running')
+        or (live.desired_state = 'stopped' and live.status = 'stopped' and r.state in ('created', 'exited', 'dead', 'stopped'))
+      ) as quiet
+    from live
+    left join reported as r on r.instance_id = live.id and r.toolbox_id = live.toolbox_id
+  ),
   orphan as (
+    -- An anti-join the planner can hash. NOT EXISTS over the CTE would rescan it per report.
     select r.toolbox_id, r.instance_id, r.container_id, r.state
     from reported as r
-    where not exists (select 1 from live where live.id = r.instance_id and live.toolbox_id = r.toolbox_id)
+    left join live on live.id = r.instance_id and live.toolbox_id = r.toolbox_id
+    where live.id is null
   ),
   sighted as (
     insert into berth_private.orphan_containers (toolbox_id, container_id, instance_id, first_seen_at)
@@ -263,12 +284,15 @@ begin
       and not exists (select 1 from orphan where orphan.toolbox_id = s.toolbox_id and orphan.container_id = s.container_id)
     returning s.container_id
   )
-  select pg_catalog.jsonb_build_object(
+  -- json, not jsonb: the result only goes to the client, and building jsonb for every instance
+  -- of the batch would cost the server more than the rest of the statement.
+  select pg_catalog.json_build_object(
     'now', recorded_at,
-    'held', (select coalesce(pg_catalog.jsonb_agg(held.id), '[]'::jsonb) from held),
+    'held', (select coalesce(pg_catalog.json_agg(held.id), '[]'::json) from held),
     'written', (select count(*) from written),
+    'quiet', (select count(*) from checked where checked.quiet),
     'instances', (
-      select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+      select coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
         'id', live.id,
         'toolbox_id', live.toolbox_id,
         'status', live.status,
@@ -285,18 +309,19 @@ begin
         'recorded_container_id', live.container_id,
         'recorded_restart_count', live.restart_count,
         'recorded_exit_code', live.exit_code
-      )), '[]'::jsonb)
-      from live
+      )), '[]'::json)
+      from checked as live
       left join written on written.id = live.id
+      where live.quiet is not true
     ),
     'orphans', (
-      select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+      select coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
         'toolbox_id', orphan.toolbox_id,
         'instance_id', orphan.instance_id,
         'container_id', orphan.container_id,
         'state', orphan.state,
         'first_seen_at', coalesce(s.first_seen_at, sighted.first_seen_at)
-      )), '[]'::jsonb)
+      )), '[]'::json)
       from orphan
       left join berth_private.orphan_containers as s
         on s.toolbox_id = orphan.toolbox_id and s.container_id = orphan.container_id
@@ -311,7 +336,7 @@ end;
 $$;
 
 comment on function berth_private.record_reconcile_batch(text, jsonb) is
-  'Records the inventories of a batch of toolboxes that p_holder has leased (JSON array of {toolbox_id, instances}) in one statement: writes only the instance rows whose observation changed, tracks labelled containers without a live row as orphan sightings, and returns the database time, the intent and lease of every live instance with its previously recorded container id and restart count, and the orphans with when each was first seen. Toolboxes p_holder does not hold are ignored. Callable by service_role.';
+  'Records the inventories of a batch of toolboxes that p_holder has leased (JSON array of {toolbox_id, instances}) in one statement: writes only the instance rows whose observation changed, tracks labelled containers without a live row as orphan sightings, and returns the database time, the number of live instances that are quiet (in sync by every rule of the plan), the intent and lease of every other live instance with its previously recorded container id, restart count and exit code, and the orphans with when each was first seen. Toolboxes p_holder does not hold are ignored. Callable by service_role.';
 revoke all on function berth_private.record_reconcile_batch(text, jsonb) from public, anon, authenticated;
 grant execute on function berth_private.record_reconcile_batch(text, jsonb) to service_role;
 

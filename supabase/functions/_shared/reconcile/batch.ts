@@ -69,7 +69,7 @@ function observationKey(toolboxId: string, instanceId: string): string {
 }
 
 function countPlan(planned: PlannedInstance[], orphans: PlannedOrphan[], recorded: RecordedBatch, counts: ReconcileCounts): void {
-  counts.instances_checked += recorded.instances.length;
+  counts.instances_checked += recorded.quiet + recorded.instances.length;
   for (const { decision } of planned) {
     if (isDrift(decision)) counts.drift_found += 1;
     if (decision.kind === "wait" && (decision.why === "leased" || decision.why === "backing_off")) counts.instances_skipped += 1;

@@ -10,6 +10,10 @@ import type { Decision, OrphanSighting, PlanPolicy, PlannedInstance, PlannedOrph
 /**
  * The pure diff of the reconciler: database rows against agent observations, to decisions.
  * Nothing here does I/O, so every drift case is a row in a table test.
+ *
+ * record_reconcile_batch leaves out the rows it finds quiet (status running or stopped as
+ * desired, same container at the spec generation, no engine restart, no lease), for which
+ * planInstance returns in_sync. A change to these rules must keep that SQL filter a subset.
  */
 
 /** Docker states in which the container's process does not run and a start can help. */

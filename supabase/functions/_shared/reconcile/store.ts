@@ -25,6 +25,9 @@ export interface RecordedBatch {
   held: string[];
   /** Instance rows whose observation changed and was written. */
   written: number;
+  /** Live instances the statement found in sync and left out of `instances`. */
+  quiet: number;
+  /** Every other live instance of the batch, for the plan. */
   instances: ReconcileInstance[];
   orphans: OrphanSighting[];
 }
@@ -126,6 +129,7 @@ interface RawRecordedBatch {
   now: string;
   held: string[];
   written: number;
+  quiet: number;
   instances: ReconcileInstance[];
   orphans: OrphanSighting[];
 }
