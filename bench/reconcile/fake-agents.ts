@@ -1,6 +1,6 @@
 // Simulated DTMA agents for the reconciler benchmark, run as a child process so their CPU time
 // is not counted as the reconciler's. One process listens on one loopback port per toolbox and
-// keeps each toolbox's containers in memory. It answers the agent routes a pass uses:
+// keeps each toolbox's containers in memory. It serves the agent routes a pass uses:
 // inventory, ensure (PUT), start, stop, remove and logs. Tokens are not checked.
 import http from "node:http";
 import type { AddressInfo } from "node:net";

@@ -1,6 +1,6 @@
 /** Messages between the benchmark and its simulated agents process. */
 
-/** Which instances each toolbox's agent reports. */
+/** Instances that each toolbox's agent reports. */
 export type Layout = { toolboxId: string; instanceIds: string[] }[];
 
 /** A change made behind the reconciler's back to one instance's container. */

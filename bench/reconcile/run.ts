@@ -28,7 +28,9 @@ function positiveInteger(name: string, fallback: number): number {
 
 async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-  const config = parseReconcileConfig(process.env);
+  // One pass covers the whole fleet here, whatever the per-invocation limit, so the figures
+  // describe all of it. The report derives the limit an invocation should use.
+  const config = parseReconcileConfig({ BERTH_RECONCILE_MAX_INSTANCES_PER_PASS: "10000000", ...process.env });
   const database = await createBenchDatabase(log);
   const observer = postgres(database.url, { max: 1, onnotice: () => {} });
   const counting = createCountingSql(database.url);

@@ -63,7 +63,7 @@ export interface ToolboxAgent {
 
 /**
  * Registers a toolbox whose agent is the real DTMA, served in this process on a free loopback
- * port and scoped to the toolbox by DTMA_TOOLBOX_ID, so it never sees other suites' containers.
+ * port and scoped to the toolbox by DTMA_TOOLBOX_ID, so it never lists other suites' containers.
  * Host ports come from a random range so parallel suites rarely compete for one.
  */
 export async function createToolboxAgent(sql: Sql, registry: Registry, engine: TestEngine, ownerId: string): Promise<ToolboxAgent> {

@@ -9,7 +9,7 @@ import { z } from "zod";
 /** Body of `POST /reconcile`. pg_cron sends `{"source": "pg_cron"}`; every field is optional. */
 export const ReconcileRequest = z
   .object({
-    /** Who asked for the pass, only for the log. */
+    /** Caller that requested the pass, such as `pg_cron`. Only logged. */
     source: z.string().max(100).optional(),
   })
   .default({});
@@ -17,7 +17,7 @@ export type ReconcileRequest = z.infer<typeof ReconcileRequest>;
 
 const Count = z.int().min(0);
 
-/** What one pass checked, found and did. */
+/** Counts of what one pass checked, found and repaired. */
 export const ReconcileCounts = z.object({
   batches: Count,
   toolboxes_checked: Count,

@@ -47,7 +47,10 @@ export const ReconcileEnv = z
     BERTH_RECONCILE_RUN_LEASE_SECONDS: Count(5, 3600, 120),
     BERTH_RECONCILE_MAX_CONCURRENT_RUNS: Count(1, 100, 1),
     BERTH_RECONCILE_TIME_BUDGET_MS: Count(1000, 3_600_000, 40_000),
-    BERTH_RECONCILE_MAX_INSTANCES_PER_PASS: Count(1, 10_000_000, 20_000),
+    // NOTE: sized from `npm run bench:reconcile` under Node on 2 cores (docs/benchmarks.md): a cold
+    // pass used about 175 µs of CPU per instance, so 5,000 instances take about half of the 2 s
+    // an edge function may use. The Deno runtime was not measured, and heavy drift costs more.
+    BERTH_RECONCILE_MAX_INSTANCES_PER_PASS: Count(1, 10_000_000, 5_000),
     BERTH_RECONCILE_FAILURE_THRESHOLD: Count(1, 100, 3),
     BERTH_RECONCILE_STUCK_AFTER_SECONDS: Count(1, 86_400, 120),
     BERTH_RECONCILE_ORPHAN_GRACE_SECONDS: Count(0, 86_400, 300),

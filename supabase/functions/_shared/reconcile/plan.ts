@@ -103,8 +103,9 @@ function planRunning(facts: Facts): Decision {
 }
 
 /**
- * The engine's restart policy restarted the container again and again since the last pass, so
- * the container flaps between running and exited: give up as after the reconciler's own restarts.
+ * Gives up on a container that the engine's restart policy restarted again and again since
+ * the last pass. It flaps between running and exited, which is a crash loop as much as the
+ * reconciler's own restarts are.
  */
 function engineCrashLoop(facts: Facts): Decision {
   return repair("give_up", "CrashLoop", `The engine restarted the container ${facts.engineRestarts} times since the last pass; marking it failed.`);
@@ -126,8 +127,8 @@ function planExited(facts: Facts): Decision {
 }
 
 /**
- * A failed instance stays failed until its owner records new intent. A crash loop is final. For
- * another failure, a container that runs again is reported as running, and an exit (the driver
+ * Plans a failed instance, which stays failed until its owner records new intent. A crash loop
+ * is final. For another failure, a container that runs again is reported as running, and an exit (the driver
  * marks a container that exits right after its start failed) is restarted under the back-off
  * until the restart limit turns it into CrashLoop.
  */
@@ -166,9 +167,9 @@ function planRemoved(facts: Facts): Decision {
 }
 
 /**
- * The observation already matches the desired state, so only the status may lag behind. The
- * status is set from the observation, through the driver when the transition table does not
- * allow a direct change.
+ * Sets the status from an observation that already matches the desired state, where only the
+ * status may lag behind. It goes through the driver when the transition table does not allow
+ * a direct change.
  */
 function settle(facts: Facts, target: "running" | "stopped"): Decision {
   const { instance } = facts;

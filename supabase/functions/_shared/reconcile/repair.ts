@@ -29,7 +29,7 @@ export interface RepairContext {
 
 type RepairDecision = Extract<Decision, { kind: "repair" }>;
 
-/** What the plan saw of one instance: the agent's observation and the values recorded before the pass. */
+/** Evidence the plan used for one instance: the agent's observation and values recorded before the pass. */
 export interface RepairEvidence {
   observation: InstanceObservation | null;
   recordedExitCode: number | null;

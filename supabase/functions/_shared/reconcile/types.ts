@@ -58,10 +58,10 @@ export interface PlanPolicy {
  */
 export type RepairAction = "deploy" | "start" | "stop" | "remove" | "give_up";
 
-/** Why a pass leaves an instance alone for now. */
+/** Reason a pass leaves an instance alone for now. */
 export type WaitReason = "leased" | "in_progress" | "backing_off" | "terminal" | "unrecognised_state";
 
-/** What the pass does with one instance. */
+/** Decision of a pass about one instance. */
 export type Decision =
   | { kind: "in_sync" }
   | { kind: "wait"; why: WaitReason; drift: boolean }
