@@ -161,6 +161,32 @@ describeWithEngine("reconciler drift repair", (engine) => {
     await expectQuietPass();
   });
 
+  test("orphan within grace is kept", async () => {
+    const { sql } = getDb();
+    const patient = createReconciler(sql, { BERTH_RECONCILE_ORPHAN_GRACE_SECONDS: "300" });
+    const orphanId = randomUUID();
+    const container = await engine.docker.createContainer({
+      name: containerNameFor(orphanId),
+      Image: image,
+      Labels: { ...testRun.labels, [LABEL_MANAGED]: "true", [LABEL_INSTANCE_ID]: orphanId, [LABEL_TOOLBOX_ID]: agent.toolbox.id },
+    });
+
+    const first = ReconcileResponse.parse(await patient.pass.run());
+    const sightings = await sql<{ container_id: string }[]>`
+      select container_id from berth_private.orphan_containers where instance_id = ${orphanId}`;
+
+    expect(first.status === "skipped" ? null : first.orphans_removed).toBe(0);
+    expect(first.status === "skipped" ? null : first.drift_found).toBe(1);
+    expect(sightings.map((row) => row.container_id)).toEqual([container.id]);
+    expect((await observe(agent, orphanId))?.container_id).toBe(container.id);
+
+    // Once the container is gone, the next pass forgets the sighting.
+    await container.remove({ force: true });
+    await patient.pass.run();
+    const [left] = await sql<{ count: number }[]>`select count(*)::int as count from berth_private.orphan_containers`;
+    expect(left!.count).toBe(0);
+  });
+
   test("stuck starting is driven again", async () => {
     const { sql } = getDb();
     const deployed = await deployInstance(reconciler, agent, ownerId, { name: "stuck", image });

@@ -162,11 +162,27 @@ async function crashExitCode(context: RepairContext, toolbox: ToolboxRow, instan
   return evidence.recordedExitCode;
 }
 
-/** Stops the container and returns its observation, or null when the agent cannot stop it. */
+/** Stop requests for a crash-looping container before the pass gives up on stopping it. */
+const STOP_ATTEMPTS = 3;
+
+/**
+ * Stops the container and returns its last observation, or null when the agent cannot stop it.
+ * A stop that arrives while the engine waits to restart the container may not cancel that
+ * restart (seen with Podman), so the container is checked again and stopped once more if needed.
+ */
 async function stopQuietly(context: RepairContext, toolbox: ToolboxRow, instanceId: string): Promise<InstanceObservation | null> {
   try {
     const client = await context.clientFor(toolbox);
-    return await client.stop(instanceId);
+    let observation: InstanceObservation | null = null;
+
+    for (let attempt = 1; attempt <= STOP_ATTEMPTS; attempt += 1) {
+      observation = await client.stop(instanceId);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const current = (await client.inventory()).instances.find((entry) => entry.instance_id === instanceId) ?? null;
+      if (current === null || (current.state !== "running" && current.state !== "restarting")) return current ?? observation;
+    }
+    context.logger.warn("crash-looping container still runs after stop requests", { instance_id: instanceId, attempts: STOP_ATTEMPTS });
+    return observation;
   } catch (error) {
     context.logger.warn("could not stop a crash-looping container", { instance_id: instanceId, error: describe(error) });
     return null;
