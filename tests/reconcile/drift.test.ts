@@ -180,7 +180,7 @@ describeWithEngine("reconciler drift repair", (engine) => {
     expect(sightings.map((row) => row.container_id)).toEqual([container.id]);
     expect((await observe(agent, orphanId))?.container_id).toBe(container.id);
 
-    // Once the container is gone, the next pass forgets the sighting.
+    // Once the container is gone, the next pass deletes the sighting.
     await container.remove({ force: true });
     await patient.pass.run();
     const [left] = await sql<{ count: number }[]>`select count(*)::int as count from berth_private.orphan_containers`;
