@@ -23,7 +23,10 @@ const EXPECTED_RELATION_PRIVILEGES = [
 
 /** The functions service_role may execute. Neither anon nor authenticated may execute any. */
 const SERVICE_ROLE_FUNCTIONS = [
+  "apply_reconcile_statuses",
   "begin_idempotent_request",
+  "begin_reconcile_run",
+  "claim_reconcile_batch",
   "claim_instance_lease",
   "claim_toolboxes_for_reconcile",
   "complete_idempotent_request",
@@ -31,10 +34,13 @@ const SERVICE_ROLE_FUNCTIONS = [
   "create_toolbox",
   "decommission_toolbox",
   "delete_instance_secret",
+  "finish_reconcile_batch",
   "finish_reconcile_run",
   "finish_toolbox_reconcile",
   "instance_secret_values",
   "reallocate_host_port",
+  "record_reconcile_batch",
+  "record_reconcile_event",
   "record_intent",
   "record_inventory",
   "record_observation",
