@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     const image = await buildImage(env);
     const instance = await deploy(berth, env, image);
     await useMcpServer(instance);
-    await restartAgent(berth, instance);
+    await restartAgent(berth, env, instance);
     await stopAndStart(berth, instance);
     await sabotage(berth, docker, instance);
     await printEvents(sql, instance);
@@ -97,7 +97,7 @@ async function useMcpServer(instance: InstanceResponse): Promise<void> {
   say(`${tools.length} tools: ${tools.slice(0, 6).join(", ")}${tools.length > 6 ? ", ..." : ""}`);
 }
 
-async function restartAgent(berth: BerthClient, instance: InstanceResponse): Promise<void> {
+async function restartAgent(berth: BerthClient, env: Record<string, string>, instance: InstanceResponse): Promise<void> {
   narrate("Kill the agent with SIGKILL; npm start brings it back, knowing nothing");
   const pid = Number(readFileSync(AGENT_PID_FILE, "utf8"));
   process.kill(pid, "SIGKILL");
@@ -107,14 +107,19 @@ async function restartAgent(berth: BerthClient, instance: InstanceResponse): Pro
     const current = Number(readFileSync(AGENT_PID_FILE, "utf8"));
     return current !== pid ? current : undefined;
   }, { timeoutMs: 30_000 });
-  say(`agent process ${newPid} is up; it finds its containers by label, so nothing is lost`);
+  await waitUntil("the new agent to answer /healthz", async () => {
+    const response = await fetch(`${required(env, "DTMA_URL")}/healthz`, { signal: AbortSignal.timeout(1_000) });
+    return response.ok ? true : undefined;
+  }, { timeoutMs: 30_000 });
+  say(`agent process ${newPid} answers; it finds its containers by label, so nothing is lost`);
+
   const after = await berth.instances.get(instance.id);
   say(`instance ${after.name} is still ${after.status} with container ${short(after.container_id)}`);
 }
 
 async function stopAndStart(berth: BerthClient, instance: InstanceResponse): Promise<void> {
   narrate("Stop and start the instance through the new agent (no 404)");
-  await waitUntil("the new agent to accept a stop", async () => (await berth.instances.stop(instance.id)).instance, { timeoutMs: 20_000, intervalMs: 500 });
+  await berth.instances.stop(instance.id);
   say(`stop: ${(await waitForStatus(berth, instance.id, "stopped")).status}`);
 
   await berth.instances.start(instance.id);
@@ -125,14 +130,15 @@ async function stopAndStart(berth: BerthClient, instance: InstanceResponse): Pro
 async function sabotage(berth: BerthClient, docker: ReturnType<typeof createDockerClient>, instance: InstanceResponse): Promise<void> {
   narrate("Remove the container behind Berth's back and watch the reconciler bring it back");
   const before = await berth.instances.get(instance.id);
+  let dots = 0;
   await docker.getContainer(containerNameFor(instance.id)).remove({ force: true });
   say(`removed container ${short(before.container_id)} with the engine; waiting for the next reconciler pass`);
 
   const repaired = await waitUntil("the reconciler to recreate the container", async () => {
     const current = await berth.instances.get(instance.id);
     return current.status === "running" && current.container_id !== before.container_id && current.container_id ? current : undefined;
-  }, { timeoutMs: 90_000, intervalMs: 1_000, onPoll: () => process.stdout.write(".") });
-  process.stdout.write("\n");
+  }, { timeoutMs: 90_000, intervalMs: 1_000, onPoll: () => process.stdout.write(dots++ === 0 ? "      ." : ".") });
+  if (dots > 0) process.stdout.write("\n");
   say(`recreated as container ${short(repaired.container_id)}, reason ${repaired.status_reason_code ?? "none"}`);
 }
 

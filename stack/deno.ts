@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import net from "node:net";
 import path from "node:path";
 import { REPO_ROOT, npmBin } from "./paths.ts";
 
@@ -54,21 +55,38 @@ function denoDirEnv(): Record<string, string> {
   return process.env.DENO_DIR ? { DENO_DIR: process.env.DENO_DIR } : {};
 }
 
+/**
+ * Waits until the port accepts TCP connections. A TCP probe rather than an HTTP request, so
+ * the function does not log probe requests as unauthorized calls.
+ */
 async function waitUntilServing(child: ChildProcess, url: string, timeoutMs: number, output: () => string): Promise<void> {
+  const { hostname, port } = new URL(url);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
       throw new Error(`deno exited with code ${child.exitCode} before serving ${url}:\n${output()}`);
     }
-    try {
-      await fetch(url, { signal: AbortSignal.timeout(1_000) });
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    if (await acceptsConnections(hostname, Number(port))) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
   await stopChild(child);
-  throw new Error(`deno did not answer on ${url} within ${timeoutMs} ms:\n${output()}`);
+  throw new Error(`deno did not listen on ${url} within ${timeoutMs} ms:\n${output()}`);
+}
+
+function acceptsConnections(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    socket.setTimeout(1_000);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+    socket.once("timeout", () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
 }
 
 /** Sends SIGTERM and waits for the exit, escalating to SIGKILL after five seconds. */

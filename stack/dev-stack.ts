@@ -1,3 +1,4 @@
+import { chmod, mkdir } from "node:fs/promises";
 import path from "node:path";
 import postgres from "postgres";
 import { ToolboxCreateResponse, ToolboxListResponse } from "@berth/shared";
@@ -129,6 +130,11 @@ async function startDatabase(options: DevStackOptions, stops: Stops): Promise<{ 
   let url = options.databaseUrl;
   let kind: "embedded" | "external" = "external";
   if (url === undefined) {
+    // Under root the embedded server runs as the `postgres` user, which must be able to enter
+    // the state folder; a folder from mkdtemp is private to root.
+    await mkdir(options.stateDir, { recursive: true });
+    if (process.getuid?.() === 0) await chmod(options.stateDir, 0o755);
+
     const server = await startPostgres({
       port: options.dbPort ?? 54322,
       dataDir: path.join(options.stateDir, "postgres", "data"),
@@ -169,7 +175,6 @@ async function resolveEngine(options: DevStackOptions, stops: Stops): Promise<st
   if (!engine.dockerHost) {
     throw new Error(`no container engine: ${engine.reason}. Install Docker or Podman (Debian: apt-get install podman runc) and start again.`);
   }
-  options.log("engine", `${engine.kind} at ${engine.dockerHost}`);
   return engine.dockerHost;
 }
 

@@ -49,7 +49,10 @@ async function startEmbedded(options: StartPostgresOptions): Promise<PostgresHan
     persistent: options.persistent ?? false,
     // The socket goes into the data dir so it never collides with a system server's socket.
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-k", dataDir, "-c", "wal_level=logical"],
-    onLog: (message) => log(message.trimEnd()),
+    // The server writes several lines per chunk; callers get them one by one.
+    onLog: (message) => {
+      for (const line of message.split("\n")) if (line.trim() !== "") log(line);
+    },
     onError: (error) => log(String(error)),
   });
 
