@@ -1,5 +1,5 @@
 import { FunctionsFetchError, FunctionsHttpError, FunctionsRelayError, type SupabaseClient } from "@supabase/supabase-js";
-import { fieldIssues } from "@berth/shared";
+import { fieldErrorMap, fieldIssues } from "@berth/shared";
 import type { z } from "zod";
 import { BerthError, errorFromResponse } from "./errors.ts";
 
@@ -40,7 +40,7 @@ export async function invokeFunction<Schema extends z.ZodType>(
   if (error) throw await toBerthError(error, requestLine);
   const status = response?.status ?? 200;
 
-  const parsed = schema.safeParse(data);
+  const parsed = schema.safeParse(data, { error: fieldErrorMap });
   if (!parsed.success) {
     const fields = fieldIssues(parsed.error);
     const summary = fields.map((issue) => `${issue.field} ${issue.message}`).join("; ");
@@ -54,7 +54,7 @@ export async function invokeFunction<Schema extends z.ZodType>(
  * without a round trip. Raises `invalid_request` with status 0 because nothing was sent.
  */
 export function parseRequest<Schema extends z.ZodType>(schema: Schema, value: unknown, description: string): z.infer<Schema> {
-  const parsed = schema.safeParse(value);
+  const parsed = schema.safeParse(value, { error: fieldErrorMap });
   if (parsed.success) return parsed.data;
 
   const fields = fieldIssues(parsed.error);

@@ -185,6 +185,44 @@ describe("client against the functions", () => {
       expect(error.details).toMatchObject({ fields: [{ field: "limit" }] });
     });
 
+    test("client words invalid deploy fields", async () => {
+      const request = { toolbox_id: toolboxId, name: "worded", port: 80.5, env: { FOO: 1 } } as unknown as Parameters<BerthClient["instances"]["deploy"]>[0];
+
+      const error = await berthError(berth.instances.deploy(request));
+
+      expect(error.status).toBe(0);
+      expect(error.message).toBe("invalid deploy request: image is required; port must be a whole number; env.FOO must be a string");
+      expect(error.details).toEqual({
+        fields: [
+          { field: "image", message: "is required" },
+          { field: "port", message: "must be a whole number" },
+          { field: "env.FOO", message: "must be a string" },
+        ],
+      });
+    });
+
+    test("function words missing deploy fields", async () => {
+      const token = await mintUserJwt(await createUser(db().sql));
+
+      const response = await fetch(`${stack.url}/functions/v1/instances`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ toolbox_id: toolboxId, port: "8080" }),
+      });
+
+      expect(response.status).toBe(400);
+      const { error } = (await response.json()) as { error: { code: string; message: string; details: unknown } };
+      expect(error.code).toBe("invalid_request");
+      expect(error.message).toBe("invalid request body: name is required; image is required; port must be a whole number");
+      expect(error.details).toEqual({
+        fields: [
+          { field: "name", message: "is required" },
+          { field: "image", message: "is required" },
+          { field: "port", message: "must be a whole number" },
+        ],
+      });
+    });
+
     test("idempotency key replays deploy", async () => {
       const key = randomUUID();
       const request = { toolbox_id: toolboxId, name: "replayed", image: IMAGE, port: 8080 };

@@ -37,8 +37,11 @@ export type ImageReference = z.infer<typeof ImageReference>;
 /** A TCP port number. */
 export const PortNumber = z.int().min(1, "must be at least 1").max(65535, "must be at most 65535");
 
-/** An instance or toolbox id: 32 hex digits in the 8-4-4-4-12 UUID layout, any version. */
-export const ResourceId = z.guid("must be a UUID");
+/**
+ * An instance or toolbox id: 32 hex digits in the 8-4-4-4-12 UUID layout, any version. A missing
+ * id gets no message here, so the parse's error map can call it required.
+ */
+export const ResourceId = z.guid({ error: (issue) => (issue.input === undefined ? undefined : "must be a UUID") });
 
 /** Environment variable names the agent passes to a container: letters, digits, underscore. */
 export const EnvName = z
@@ -187,7 +190,10 @@ export type FieldIssue = z.infer<typeof FieldIssue>;
 export const InvalidRequestDetails = z.object({ fields: z.array(FieldIssue) });
 export type InvalidRequestDetails = z.infer<typeof InvalidRequestDetails>;
 
-/** Converts zod issues to field issues. An issue about the whole input names the field `body`. */
+/**
+ * Converts zod issues to field issues. An issue about the whole input names the field `body`.
+ * Parse with `{ error: fieldErrorMap }` so that every message reads as a predicate of the field.
+ */
 export function fieldIssues(error: z.ZodError): FieldIssue[] {
   return error.issues.map((issue) => {
     const field = issue.path.map(String).join(".");

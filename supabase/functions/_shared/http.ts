@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { fieldIssues } from "@berth/shared";
+import { fieldErrorMap, fieldIssues } from "@berth/shared";
 import { ApiError } from "./errors.ts";
 
 /** Maximum JSON body a function accepts, in bytes. */
@@ -33,7 +33,7 @@ export async function readJson<T extends z.ZodType>(request: Request, schema: T,
 
 /** Validates input that came from a path, query or body and raises `invalid_request` naming the fields. */
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown, what: string): z.infer<T> {
-  const result = schema.safeParse(input);
+  const result = schema.safeParse(input, { error: fieldErrorMap });
   if (result.success) return result.data;
 
   const fields = fieldIssues(result.error);

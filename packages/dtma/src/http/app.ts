@@ -7,6 +7,7 @@ import {
   InstanceEnsureRequest,
   InstanceLogsQuery,
   InstancePathParams,
+  fieldErrorMap,
   fieldIssues,
   type HealthResponse,
   type InventoryResponse,
@@ -78,7 +79,7 @@ function addInstanceRoutes(app: Hono<AgentEnv>, engine: Engine, service: Instanc
 
   app.get("/v1/instances/:id/logs", async (c) => {
     const id = instanceIdParam(c);
-    const query = InstanceLogsQuery.safeParse({ tail: c.req.query("tail") });
+    const query = InstanceLogsQuery.safeParse({ tail: c.req.query("tail") }, { error: fieldErrorMap });
     if (!query.success) {
       throw invalidRequest(query.error);
     }
@@ -88,7 +89,7 @@ function addInstanceRoutes(app: Hono<AgentEnv>, engine: Engine, service: Instanc
 
 /** Validates the `:id` path parameter and binds it to the request's logger. */
 function instanceIdParam(c: Context<AgentEnv>): string {
-  const parsed = InstancePathParams.safeParse({ id: c.req.param("id") });
+  const parsed = InstancePathParams.safeParse({ id: c.req.param("id") }, { error: fieldErrorMap });
   if (!parsed.success) {
     throw invalidRequest(parsed.error);
   }
@@ -111,7 +112,7 @@ async function readJson(c: Context<AgentEnv>): Promise<unknown> {
 }
 
 function parseBody(body: unknown): InstanceEnsureRequest {
-  const parsed = InstanceEnsureRequest.safeParse(body);
+  const parsed = InstanceEnsureRequest.safeParse(body, { error: fieldErrorMap });
   if (!parsed.success) {
     throw invalidRequest(parsed.error);
   }

@@ -273,6 +273,19 @@ describe("validation", () => {
     expect(engine.calls).not.toContain("create");
   });
 
+  it("words field problems plainly", async () => {
+    const response = await call("PUT", `/v1/instances/${randomUUID()}`, spec({ image: undefined, port: 80.5, env: { A: 1 } }));
+
+    expect(response.status).toBe(400);
+    expect(ErrorBody.parse(response.body).error.details).toEqual({
+      fields: [
+        { field: "image", message: "is required" },
+        { field: "port", message: "must be a whole number" },
+        { field: "env.A", message: "must be a string" },
+      ],
+    });
+  });
+
   it("rejects a malformed instance id", async () => {
     const response = await call("PUT", "/v1/instances/not-a-uuid", spec());
 
