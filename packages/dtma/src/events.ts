@@ -45,11 +45,13 @@ export interface EventWatcher {
 
 /**
  * Follows the engine's container events and reopens the stream with exponential backoff
- * whenever the engine goes away, until `stop` is called.
+ * whenever the engine goes away, until `stop` is called. Each stream starts at the last event
+ * seen, or at the watcher's start before the first event, so the engine replays the events from
+ * before the stream opened or while it was down.
  */
 export function watchEvents(options: EventWatcherOptions): EventWatcher {
   const controller = new AbortController();
-  const done = followEvents(options, controller.signal);
+  const done = followEvents(options, new EventCursor(Date.now()), controller.signal);
   return {
     async stop() {
       controller.abort();
@@ -58,24 +60,21 @@ export function watchEvents(options: EventWatcherOptions): EventWatcher {
   };
 }
 
-async function followEvents(options: EventWatcherOptions, signal: AbortSignal): Promise<void> {
+async function followEvents(options: EventWatcherOptions, cursor: EventCursor, signal: AbortSignal): Promise<void> {
   const retryMinMs = options.retryMinMs ?? 1_000;
   const retryMaxMs = options.retryMaxMs ?? 30_000;
   let failures = 0;
 
   while (!signal.aborted) {
     try {
-      const events = await options.engine.events(options.labels, signal);
+      const events = await options.engine.events(options.labels, cursor.sinceSeconds, signal);
       if (failures > 0) {
-        options.logger.info({ failures }, "container event stream reopened");
+        options.logger.info({ failures, since: cursor.sinceSeconds }, "container event stream reopened");
         failures = 0;
         options.onReconnect();
       }
       for await (const event of events) {
-        const forwarded = hasLabels(event, options.labels) ? toContainerEvent(event) : null;
-        if (forwarded !== null) {
-          options.onEvent(forwarded);
-        }
+        forward(event, options, cursor);
       }
     } catch (error) {
       if (signal.aborted) {
@@ -91,6 +90,51 @@ async function followEvents(options: EventWatcherOptions, signal: AbortSignal): 
     // closing it is not reconnected in a tight loop.
     failures += 1;
     await sleep(Math.min(retryMaxMs, retryMinMs * 2 ** (failures - 1)), signal);
+  }
+}
+
+function forward(event: EngineEvent, options: EventWatcherOptions, cursor: EventCursor): void {
+  if (!cursor.advance(event)) {
+    return;
+  }
+  const forwarded = hasLabels(event, options.labels) ? toContainerEvent(event) : null;
+  if (forwarded !== null) {
+    options.onEvent(forwarded);
+  }
+}
+
+/**
+ * The position in the engine's event history from which the next stream starts. The engine's
+ * `since` has a resolution of one second, so a reopened stream replays the events of the cursor's
+ * second that were already seen. The cursor keeps their keys to skip them.
+ */
+class EventCursor {
+  sinceSeconds: number;
+  private readonly seenInSecond = new Set<string>();
+
+  constructor(startMs: number) {
+    // NOTE: the first stream starts at the agent's clock. An engine on another host whose clock
+    // runs ahead can leave out the events of the first moments after the agent started.
+    this.sinceSeconds = Math.floor(startMs / 1000);
+  }
+
+  /** Moves the cursor to `event` and returns false when the event was already seen. */
+  advance(event: EngineEvent): boolean {
+    const key = `${event.containerId} ${event.action} ${event.time}`;
+    if (this.seenInSecond.has(key)) {
+      return false;
+    }
+
+    const second = Math.floor(Date.parse(event.time) / 1000);
+    if (second > this.sinceSeconds) {
+      this.sinceSeconds = second;
+      this.seenInSecond.clear();
+    }
+    // Events of earlier seconds are not replayed by a stream that starts at the cursor.
+    if (second === this.sinceSeconds) {
+      this.seenInSecond.add(key);
+    }
+    return true;
   }
 }
 

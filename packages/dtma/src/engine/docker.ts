@@ -101,9 +101,9 @@ export class DockerEngine implements Engine {
     return info.Config.Tty ? splitRawLogs(buffer) : demultiplexLogs(buffer);
   }
 
-  async events(labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<EngineEvent>> {
+  async events(labels: Record<string, string>, sinceSeconds: number, signal: AbortSignal): Promise<AsyncIterable<EngineEvent>> {
     const stream = (await call(() =>
-      this.streams.getEvents({ filters: { type: ["container"], label: labelFilter(labels) } }),
+      this.streams.getEvents({ since: sinceSeconds, filters: { type: ["container"], label: labelFilter(labels) } }),
     )) as Readable;
     return readEvents(stream, signal);
   }

@@ -26,10 +26,12 @@ export interface Engine {
   /** Returns the last `tail` lines of stdout and stderr, oldest first. */
   logs(id: string, tail: number): Promise<LogLine[]>;
   /**
-   * Opens a stream of events of containers that carry every given label. The promise settles
-   * once the stream is open, and the stream ends when `signal` aborts or the engine closes it.
+   * Opens a stream of events of containers that carry every given label, starting with the past
+   * events since `sinceSeconds` (Unix time on the engine's clock) and then following new ones.
+   * The promise settles once the stream is open, and the stream ends when `signal` aborts or the
+   * engine closes it.
    */
-  events(labels: Record<string, string>, signal: AbortSignal): Promise<AsyncIterable<EngineEvent>>;
+  events(labels: Record<string, string>, sinceSeconds: number, signal: AbortSignal): Promise<AsyncIterable<EngineEvent>>;
 }
 
 export interface ContainerSummary {

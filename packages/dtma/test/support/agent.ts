@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { LABEL_TOOLBOX_ID } from "@berth/shared";
 import { loadConfig } from "../../src/config.ts";
 import { DockerEngine } from "../../src/engine/docker.ts";
+import type { Engine } from "../../src/engine/engine.ts";
 import { serveAgent, type RunningAgent } from "../../src/server.ts";
 import { captureLogger } from "./capture-logger.ts";
 
@@ -47,11 +48,18 @@ export interface InProcessAgent {
   close(): Promise<boolean>;
 }
 
-/** Runs the agent inside the test process on a free loopback port, with its log kept in memory. */
-export async function startInProcessAgent(env: Record<string, string>): Promise<InProcessAgent> {
+/**
+ * Runs the agent inside the test process on a free loopback port, with its log kept in memory.
+ * `wrapEngine` lets a test put itself between the agent and the engine.
+ */
+export async function startInProcessAgent(
+  env: Record<string, string>,
+  options: { wrapEngine?: (engine: Engine) => Engine } = {},
+): Promise<InProcessAgent> {
   const config = loadConfig({ DTMA_TOKEN: TEST_TOKEN, DTMA_PORT: "0", DTMA_STOP_TIMEOUT_SECONDS: "5", ...env });
   const { logger, lines } = captureLogger();
-  const engine = new DockerEngine(config.docker, config.engineTimeoutMs);
+  const dockerEngine = new DockerEngine(config.docker, config.engineTimeoutMs);
+  const engine = options.wrapEngine?.(dockerEngine) ?? dockerEngine;
   const agent: RunningAgent = await serveAgent(config, engine, logger);
   return {
     url: `http://127.0.0.1:${agent.port}`,
