@@ -1,6 +1,12 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ErrorBody, ToolboxCreateResponse, ToolboxListResponse, ToolboxResponse } from "@berth/shared";
 import { verifyAgentToken } from "../../supabase/functions/_shared/agent-token.ts";
+import type { ToolboxRow } from "../../supabase/functions/_shared/registry.ts";
+import { installCommand, shellQuote } from "../../supabase/functions/toolboxes/responses.ts";
 import { mintAnonKey, mintServiceRoleKey, mintUserJwt } from "../../stack/jwt.ts";
 import { createUser, useTestDatabase } from "../support/db.ts";
 import { call, countWrites, createFunctions, TEST_AGENT_TOKEN_SECRET, TEST_CONTROL_PLANE_URL, type FunctionsUnderTest } from "./support/functions.ts";
@@ -39,8 +45,61 @@ describe("toolboxes function", () => {
     expect(created.install_command).toContain(`-e DTMA_TOKEN=${created.agent_token}`);
     expect(created.install_command).toContain(`-e DTMA_TOOLBOX_ID=${created.toolbox.id}`);
     expect(created.install_command).toContain(`-e DTMA_CONTROL_PLANE_URL=${TEST_CONTROL_PLANE_URL}`);
-    expect(created.install_command).toContain("-p 31000:31000");
+    expect(created.install_command).toContain("-e DTMA_PORT=31000");
     expect(created.install_command).toMatch(/^docker run -d --name berth-dtma .* berth-dtma$/);
+  });
+
+  test("install command publishes on an IPv4 agent host", async () => {
+    const created = await register("edge-ipv4", "https://203.0.113.7:31000");
+
+    expect(created.install_command).toContain("-e DTMA_PUBLISH_IP=203.0.113.7 ");
+    expect(created.install_command).toContain(" -p 203.0.113.7:31000:31000 ");
+    expect(created.install_command).not.toContain("0.0.0.0");
+    expect(created.install_command).not.toContain("\n");
+  });
+
+  test("install command publishes on an IPv6 agent host", async () => {
+    const created = await register("edge-ipv6", "http://[2001:db8::5]:30000");
+
+    // The brackets are quoted, because the shell would read them as a file name pattern.
+    expect(created.install_command).toContain("-e DTMA_PUBLISH_IP=2001:db8::5 ");
+    expect(created.install_command).toContain(" -p '[2001:db8::5]:30000:30000' ");
+    expect(created.install_command).not.toContain("0.0.0.0");
+  });
+
+  test("install command warns for a host name", async () => {
+    const created = await register("edge-named", "https://agent.example.com:30000");
+    const [comment, command, ...rest] = created.install_command.split("\n");
+
+    expect(rest).toEqual([]);
+    expect(comment).toMatch(/^# /);
+    expect(comment).toContain("every IPv4 address");
+    expect(comment).toContain(`port 30000`);
+    expect(comment).toContain(`ports ${created.toolbox.port_range_start}-${created.toolbox.port_range_end}`);
+    expect(comment).toContain("Firewall");
+    expect(command).toContain("-e DTMA_PUBLISH_IP=0.0.0.0 ");
+    expect(command).toContain(" -p 0.0.0.0:30000:30000 ");
+    expect(command).toMatch(/^docker run -d --name berth-dtma .* berth-dtma$/);
+  });
+
+  test("install command runs as written in sh", async () => {
+    // The schema accepts shell syntax in a host name, so the host name must not reach the command.
+    const created = await register("edge-shell", "http://agent$(touch${IFS}injected)'`touch${IFS}ticks`.example:30000");
+
+    const { argv, files } = runWithFakeDocker(created.install_command);
+
+    expect(files).toEqual([]);
+    expect(argv).toEqual([
+      "run", "-d", "--name", "berth-dtma", "--restart", "unless-stopped",
+      "-v", "/var/run/docker.sock:/var/run/docker.sock",
+      "-e", `DTMA_TOKEN=${created.agent_token}`,
+      "-e", `DTMA_TOOLBOX_ID=${created.toolbox.id}`,
+      "-e", `DTMA_CONTROL_PLANE_URL=${TEST_CONTROL_PLANE_URL}`,
+      "-e", "DTMA_PORT=30000",
+      "-e", "DTMA_PUBLISH_IP=0.0.0.0",
+      "-p", "0.0.0.0:30000:30000",
+      "berth-dtma",
+    ]);
   });
 
   test("token is not logged or readable", async () => {
@@ -183,3 +242,52 @@ describe("toolboxes function", () => {
     expect(lines[0]).toMatchObject({ level: "info", msg: "request finished", request_id: "req-toolboxes-1", user_id: ownerId, status: 200, outcome: "ok" });
   });
 });
+
+describe("installCommand", () => {
+  const toolbox = {
+    id: "4b3f533b-bdf1-44c8-aa09-eaa47386485e",
+    agent_url: "http://[::ffff:10.0.0.5]:30000",
+    agent_port: 30000,
+    port_range_start: 30001,
+    port_range_end: 30999,
+  } as ToolboxRow;
+
+  test("quotes a control plane URL with shell syntax", () => {
+    const controlPlaneUrl = "https://cp.example/functions/v1/$(touch injected)/`touch ticks`/it's;&|<>*?[a]~ \\";
+
+    const { argv, files } = runWithFakeDocker(installCommand(toolbox, "token-0123456789abcdef", controlPlaneUrl));
+
+    expect(files).toEqual([]);
+    expect(argv).toContain(`DTMA_CONTROL_PLANE_URL=${controlPlaneUrl}`);
+    expect(argv).toContain("DTMA_PUBLISH_IP=::ffff:a00:5");
+    expect(argv).toContain("[::ffff:a00:5]:30000:30000");
+  });
+
+  test.each([
+    ["plain word", "berth-dtma", "berth-dtma"],
+    ["empty word", "", "''"],
+    ["single quote", "it's", "'it'\\''s'"],
+    ["command substitution", "$(id)", "'$(id)'"],
+    ["glob", "[::1]:1:1", "'[::1]:1:1'"],
+    ["leading tilde", "~root", "'~root'"],
+  ])("shellQuote handles %s", (_case, word, quoted) => {
+    expect(shellQuote(word)).toBe(quoted);
+  });
+});
+
+/**
+ * Runs an install command in /bin/sh, in an empty directory, with `docker` defined as a shell
+ * function that prints its arguments. Returns those arguments and the files the command created.
+ */
+function runWithFakeDocker(command: string): { argv: string[]; files: string[] } {
+  const directory = mkdtempSync(path.join(tmpdir(), "berth-install-command-"));
+  try {
+    const fakeDocker = `docker() { printf '%s\\0' "$@"; }`;
+    const result = spawnSync("/bin/sh", ["-c", `${fakeDocker}\n${command}`], { cwd: directory, encoding: "utf8" });
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    return { argv: result.stdout.split("\0").slice(0, -1), files: readdirSync(directory) };
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}

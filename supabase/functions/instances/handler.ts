@@ -55,7 +55,7 @@ async function route(request: Request, context: InstancesContext): Promise<Respo
     methodNotAllowed(request, ["GET", "POST"]);
   }
 
-  const instanceId = parseInput(ResourceId, id, "instance id in the path");
+  const instanceId = parseInput(ResourceId, id, "instance id in the path", "id");
   context.request.fields.instance_id = instanceId;
 
   if (action === undefined) {
@@ -80,7 +80,7 @@ async function route(request: Request, context: InstancesContext): Promise<Respo
 
 async function listInstances(request: Request, context: InstancesContext): Promise<Response> {
   const toolboxParam = new URL(request.url).searchParams.get("toolbox_id");
-  const toolboxId = toolboxParam === null ? undefined : parseInput(ResourceId, toolboxParam, "toolbox_id query parameter");
+  const toolboxId = toolboxParam === null ? undefined : parseInput(ResourceId, toolboxParam, "toolbox_id query parameter", "toolbox_id");
 
   const { registry } = context.deps;
   const [rows, toolboxes] = await Promise.all([

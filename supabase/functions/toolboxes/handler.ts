@@ -45,7 +45,7 @@ async function route(request: Request, context: ToolboxesContext): Promise<Respo
     methodNotAllowed(request, ["GET", "POST"]);
   }
 
-  const toolboxId = parseInput(ResourceId, id, "toolbox id in the path");
+  const toolboxId = parseInput(ResourceId, id, "toolbox id in the path", "id");
   context.request.fields.toolbox_id = toolboxId;
 
   if (action === undefined) {
