@@ -139,8 +139,10 @@ describe("agent startup", () => {
       expect(response.status).toBe(200);
       expect(response.body).toMatchObject({ status: "ok" });
     } finally {
+      // npm does not forward SIGTERM, but a signal to the whole process group reaches the agent.
       expect(await stopAgent(agent, "SIGTERM")).not.toBe("unknown");
     }
+    await waitFor("the agent under npx to stop", async () => (agent.stdout().includes('"agent stopped; managed containers keep running"') ? true : undefined));
   });
 
   it("unreachable engine is 503", async () => {
