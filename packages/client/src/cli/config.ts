@@ -26,7 +26,9 @@ export interface Settings {
  * Loads settings from the first source that exists: the file given with --config, the
  * environment when SUPABASE_URL is set there, `.berth/dev.env` in the current directory, and
  * the same file in the repository root. One source supplies every value, so a hosted
- * project's URL is never combined with the local stack's keys.
+ * project's URL is never combined with the local stack's keys. In every source the user token
+ * is BERTH_USER_JWT, or BERTH_DEV_USER_JWT when BERTH_USER_JWT is unset or empty, which is what
+ * `set -a; . .berth/dev.env; set +a` puts in the environment.
  */
 export function loadSettings(env: NodeJS.ProcessEnv, cwd: string, configFile?: string): Settings {
   if (configFile !== undefined) {
@@ -47,28 +49,24 @@ export function loadSettings(env: NodeJS.ProcessEnv, cwd: string, configFile?: s
 }
 
 function fromEnvironment(env: NodeJS.ProcessEnv): Settings {
-  return {
-    url: env.SUPABASE_URL ?? "",
-    anonKey: nonEmpty(env.SUPABASE_ANON_KEY),
-    userToken: nonEmpty(env.BERTH_USER_JWT),
-    serviceRoleKey: nonEmpty(env.SUPABASE_SERVICE_ROLE_KEY),
-    localToolboxId: nonEmpty(env.BERTH_LOCAL_TOOLBOX_ID),
-    source: "the environment",
-    userTokenName: "BERTH_USER_JWT",
-  };
+  return { ...fromValues(env), url: env.SUPABASE_URL ?? "", source: "the environment" };
 }
 
 function fromDevEnv(values: Record<string, string>, file: string): Settings {
   const url = nonEmpty(values.SUPABASE_URL);
   if (url === undefined) throw new UsageError(`SUPABASE_URL is missing in ${file}. Run \`npm start\` to rewrite it.`);
+  return { ...fromValues(values), url, source: file };
+}
+
+/** Reads the keys that the environment and a dev.env file share. */
+function fromValues(values: Record<string, string | undefined>): Omit<Settings, "url" | "source"> {
+  const userToken = nonEmpty(values.BERTH_USER_JWT);
   return {
-    url,
     anonKey: nonEmpty(values.SUPABASE_ANON_KEY),
-    userToken: nonEmpty(values.BERTH_USER_JWT) ?? nonEmpty(values.BERTH_DEV_USER_JWT),
+    userToken: userToken ?? nonEmpty(values.BERTH_DEV_USER_JWT),
     serviceRoleKey: nonEmpty(values.SUPABASE_SERVICE_ROLE_KEY),
     localToolboxId: nonEmpty(values.BERTH_LOCAL_TOOLBOX_ID),
-    source: file,
-    userTokenName: values.BERTH_USER_JWT ? "BERTH_USER_JWT" : "BERTH_DEV_USER_JWT",
+    userTokenName: userToken === undefined ? "BERTH_DEV_USER_JWT" : "BERTH_USER_JWT",
   };
 }
 
@@ -104,7 +102,9 @@ export function requireUserCredentials(settings: Settings): { anonKey: string; u
     throw new UsageError(`SUPABASE_ANON_KEY is missing in ${settings.source}. Set it to the project's anon key.`);
   }
   if (settings.userToken === undefined) {
-    throw new UsageError(`BERTH_USER_JWT is missing in ${settings.source}. Set it to a signed-in user's access token.`);
+    throw new UsageError(
+      `BERTH_USER_JWT is missing in ${settings.source}, and so is BERTH_DEV_USER_JWT. Set BERTH_USER_JWT to a signed-in user's access token.`,
+    );
   }
   return { anonKey: settings.anonKey, userToken: settings.userToken };
 }

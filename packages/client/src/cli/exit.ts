@@ -27,6 +27,11 @@ export class CliError extends Error {
     readonly exitCode: ExitCode,
     /** Stable code for `--json` output, in the style of the API's error codes. */
     readonly code: string,
+    /**
+     * The message of `--json` output, which prints `code` as a field of its own and ids in
+     * full. Defaults to `message`.
+     */
+    readonly jsonMessage: string = message,
   ) {
     super(message);
   }
@@ -37,7 +42,7 @@ const HINTS: Record<string, string> = {
   instance_not_found: "Run `berth ls` to see your instances.",
   toolbox_not_found: "Run `berth toolboxes` to see your toolboxes.",
   not_found: "Run `berth ls` or `berth toolboxes` to see what exists.",
-  unauthorized: "Check the user token (BERTH_USER_JWT, or BERTH_DEV_USER_JWT in .berth/dev.env); it may have expired.",
+  unauthorized: "Check the user token in BERTH_USER_JWT, or in BERTH_DEV_USER_JWT when BERTH_USER_JWT is unset. It may have expired: `npm start` writes a fresh one to .berth/dev.env.",
   forbidden: "This command needs other credentials: `berth reconcile` takes SUPABASE_SERVICE_ROLE_KEY, everything else a user token.",
   name_taken: "Choose another --name, or remove the existing instance with `berth rm NAME`.",
   toolbox_unavailable: "Run `berth toolboxes` to see the toolbox's status.",
@@ -52,7 +57,10 @@ const HINTS: Record<string, string> = {
 /** An error as `berth` reports it: one message, field issues, a code and the exit code. */
 export interface RenderedError {
   code: string;
+  /** The message for a terminal, which names the code and may shorten ids. */
   message: string;
+  /** The message for `--json`, without the code, which is a field of its own. */
+  jsonMessage: string;
   /** Problems with single fields, from the `details.fields` of an `invalid_request` error. */
   fields: Array<{ field: string; message: string }>;
   exitCode: ExitCode;
@@ -60,21 +68,33 @@ export interface RenderedError {
 
 /** Turns any error into what `berth` prints and the exit code. */
 export function renderError(error: unknown, context: { url?: string } = {}): RenderedError {
-  if (error instanceof UsageError) return { code: "usage_error", message: error.message, fields: [], exitCode: ExitCode.usage };
-  if (error instanceof CliError) return { code: error.code, message: error.message, fields: [], exitCode: error.exitCode };
+  if (error instanceof UsageError) {
+    return { code: "usage_error", message: error.message, jsonMessage: error.message, fields: [], exitCode: ExitCode.usage };
+  }
+  if (error instanceof CliError) {
+    return { code: error.code, message: error.message, jsonMessage: error.jsonMessage, fields: [], exitCode: error.exitCode };
+  }
   if (error instanceof BerthError) {
-    const message = `${withoutFinalPeriod(error.message)} (code ${error.code}).${hintFor(error, context)}`;
-    return { code: error.code, message, fields: fieldIssues(error.details), exitCode: exitCodeFor(error) };
+    const description = withoutFinalPeriod(error.message);
+    const hint = hintFor(error, context);
+    return {
+      code: error.code,
+      message: `${description} (code ${error.code}).${hint}`,
+      jsonMessage: `${description}.${hint}`,
+      fields: fieldIssues(error.details),
+      exitCode: exitCodeFor(error),
+    };
   }
 
-  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  return { code: "internal_error", message: `unexpected failure in berth: ${message}`, fields: [], exitCode: ExitCode.failed };
+  const detail = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  const message = `unexpected failure in berth: ${detail}`;
+  return { code: "internal_error", message, jsonMessage: message, fields: [], exitCode: ExitCode.failed };
 }
 
 /** Formats an error for stderr: `error: ...` lines, or a JSON error body with `--json`. */
 export function formatError(rendered: RenderedError, json: boolean): string {
   if (json) {
-    const body = { error: { code: rendered.code, message: rendered.message, details: { fields: rendered.fields, exit_code: rendered.exitCode } } };
+    const body = { error: { code: rendered.code, message: rendered.jsonMessage, details: { fields: rendered.fields, exit_code: rendered.exitCode } } };
     return `${JSON.stringify(body)}\n`;
   }
   const lines = [`error: ${rendered.message}`, ...rendered.fields.map((field) => `  ${field.field}: ${field.message}`)];

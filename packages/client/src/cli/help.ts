@@ -2,11 +2,14 @@ import { COMMON_OPTION_HELP, type Command } from "./command.ts";
 import { COMMANDS } from "./commands/index.ts";
 
 const SETTINGS_HELP = `settings:
-  berth reads SUPABASE_URL, SUPABASE_ANON_KEY and BERTH_DEV_USER_JWT from .berth/dev.env,
-  which \`npm start\` writes, in the current directory or else the repository root.
-  When SUPABASE_URL is set in the environment, berth reads SUPABASE_URL, SUPABASE_ANON_KEY
-  and the user's access token BERTH_USER_JWT from the environment instead.
-  \`berth reconcile\` uses SUPABASE_SERVICE_ROLE_KEY from the same source.`;
+  berth takes every setting from the first of these sources that exists: the file given
+  with --config, the environment when SUPABASE_URL is set there, and .berth/dev.env in the
+  current directory or else the repository root, which \`npm start\` writes.
+  \`set -a; . .berth/dev.env; set +a\` loads that file into the environment.
+  Every command needs SUPABASE_URL. \`berth reconcile\` needs SUPABASE_SERVICE_ROLE_KEY, and
+  the other commands need SUPABASE_ANON_KEY and the user's access token: BERTH_USER_JWT, or
+  BERTH_DEV_USER_JWT when BERTH_USER_JWT is unset or empty.
+  BERTH_LOCAL_TOOLBOX_ID is the default of \`deploy --toolbox\`.`;
 
 const EXIT_CODE_HELP = `exit codes:
   0  the command succeeded

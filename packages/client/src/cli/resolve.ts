@@ -9,6 +9,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Shortest id prefix accepted, so a stray digit does not pick an instance by accident. */
 export const MIN_PREFIX_LENGTH = 4;
 
+const INSTANCE_HINT = "Run `berth ls` to see your instances.";
+
 /**
  * Resolves what the user typed to an instance id: a full UUID as it is, otherwise an exact
  * instance name or an id prefix of at least MIN_PREFIX_LENGTH characters among the instances
@@ -25,7 +27,7 @@ export async function resolveInstanceId(client: BerthClient, reference: string):
 
   if (matches.length === 1) return (matches[0] as InstanceResponse).id;
   if (matches.length === 0) {
-    throw new CliError(`no instance matches ${JSON.stringify(reference)} by name or id (code instance_not_found). Run \`berth ls\` to see your instances.`, ExitCode.notFound, "instance_not_found");
+    throw notFoundError("instance_not_found", `no instance matches ${JSON.stringify(reference)} by name or id`, INSTANCE_HINT);
   }
   const candidates = matches.map((instance) => `${instance.name} (${instance.id}, toolbox ${shortId(instance.toolbox_id)})`).join(", ");
   throw new UsageError(`${JSON.stringify(reference)} matches ${matches.length} instances: ${candidates}. Pass the full id.`);
@@ -40,7 +42,7 @@ export async function forInstance<T>(id: string, action: () => Promise<T>): Prom
     return await action();
   } catch (error) {
     if (error instanceof BerthError && (error.code === "instance_not_found" || error.code === "not_found")) {
-      throw new CliError(`instance ${shortId(id)}… not found (code ${error.code}). Run \`berth ls\` to see your instances.`, ExitCode.notFound, error.code);
+      throw notFoundError(error.code, `instance ${shortId(id)}… not found`, INSTANCE_HINT, `instance ${id} not found`);
     }
     throw error;
   }
@@ -61,8 +63,17 @@ export async function resolveToolboxId(client: BerthClient, reference: string): 
 
   if (candidates.length === 1) return (candidates[0] as ToolboxResponse).id;
   if (candidates.length === 0) {
-    throw new CliError(`no toolbox matches ${JSON.stringify(reference)} by name or id (code toolbox_not_found). Run \`berth toolboxes\` to see your toolboxes.`, ExitCode.notFound, "toolbox_not_found");
+    throw notFoundError("toolbox_not_found", `no toolbox matches ${JSON.stringify(reference)} by name or id`, "Run `berth toolboxes` to see your toolboxes.");
   }
   const names = candidates.map((toolbox) => `${toolbox.name} (${toolbox.id}, ${toolbox.status})`).join(", ");
   throw new UsageError(`${JSON.stringify(reference)} matches ${candidates.length} toolboxes: ${names}. Pass the full id.`);
+}
+
+/**
+ * Builds the error of a missing instance or toolbox. The terminal message names the code, while
+ * the `--json` message leaves it to the `code` field and uses `jsonDescription`, which may
+ * spell out an id that the terminal message shortens.
+ */
+function notFoundError(code: string, description: string, hint: string, jsonDescription = description): CliError {
+  return new CliError(`${description} (code ${code}). ${hint}`, ExitCode.notFound, code, `${jsonDescription}. ${hint}`);
 }

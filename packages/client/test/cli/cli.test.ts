@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { writeEnvFile } from "../../../../stack/dev-secrets.ts";
 import { mintUserJwt } from "../../../../stack/jwt.ts";
 import { REPO_ROOT } from "../../../../stack/paths.ts";
 import { createUser, useTestDatabase } from "../../../../tests/support/db.ts";
@@ -23,10 +24,22 @@ interface RunResult {
   stderr: string;
 }
 
+/**
+ * Runs `berth` from /bin/sh after `set -a; . FILE; set +a`, so its environment is PATH plus
+ * what the shell exports from the file.
+ */
+function runSourced(file: string, args: string[], cwd: string): Promise<RunResult> {
+  return runProcess("/bin/sh", ["-c", 'set -a; . "$1"; set +a; shift; exec "$@"', "sh", file, process.execPath, BIN, ...args], {}, cwd);
+}
+
 /** Runs `berth` with only the given environment (plus PATH) in `cwd`. */
 function runBerth(args: string[], env: Record<string, string>, cwd: string): Promise<RunResult> {
+  return runProcess(process.execPath, [BIN, ...args], env, cwd);
+}
+
+function runProcess(command: string, args: string[], env: Record<string, string>, cwd: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { PATH: process.env.PATH ?? "", ...env } });
+    const child = spawn(command, args, { cwd, env: { PATH: process.env.PATH ?? "", ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -55,6 +68,7 @@ describe("berth without a control plane", () => {
       expect(result.stdout).toMatch(new RegExp(`^  ${command} `, "m"));
     }
     expect(result.stdout).toContain("3  the instance or toolbox was not found");
+    expect(result.stdout).toContain("BERTH_USER_JWT, or\n  BERTH_DEV_USER_JWT when BERTH_USER_JWT is unset or empty.");
   });
 
   test("command help exits 0", async () => {
@@ -97,7 +111,9 @@ describe("berth without a control plane", () => {
     const result = await runBerth(["ls"], { SUPABASE_URL: "http://127.0.0.1:9", SUPABASE_ANON_KEY: "anon" }, cwd);
 
     expect(result.code).toBe(2);
-    expect(result.stderr).toBe("error: BERTH_USER_JWT is missing in the environment. Set it to a signed-in user's access token.\n");
+    expect(result.stderr).toBe(
+      "error: BERTH_USER_JWT is missing in the environment, and so is BERTH_DEV_USER_JWT. Set BERTH_USER_JWT to a signed-in user's access token.\n",
+    );
   });
 
   test("unreachable control plane exits 1", async () => {
@@ -257,6 +273,56 @@ describe("berth against the functions", () => {
 
     expect(result.code).toBe(3);
     expect(result.stderr).toBe(`error: instance ${id.slice(0, 8)}… not found (code instance_not_found). Run \`berth ls\` to see your instances.\n`);
+  });
+
+  test("unknown id in json is whole", async () => {
+    const id = randomUUID();
+
+    const result = await berth("stop", id, "--json");
+
+    expect(result.code).toBe(3);
+    expect(JSON.parse(result.stderr)).toEqual({
+      error: {
+        code: "instance_not_found",
+        message: `instance ${id} not found. Run \`berth ls\` to see your instances.`,
+        details: { fields: [], exit_code: 3 },
+      },
+    });
+  });
+
+  test("unknown toolbox in json omits code", async () => {
+    const result = await berth("ls", "--toolbox", "no-such-box", "--json");
+
+    expect(result.code).toBe(3);
+    expect(JSON.parse(result.stderr).error).toMatchObject({
+      code: "toolbox_not_found",
+      message: 'no toolbox matches "no-such-box" by name or id. Run `berth toolboxes` to see your toolboxes.',
+    });
+  });
+
+  test("sourced dev.env runs commands", async () => {
+    // `npm start` writes these keys, and the README loads them with `set -a; . .berth/dev.env; set +a`.
+    const envFile = path.join(cwd, "sourced", "dev.env");
+    await writeEnvFile(envFile, {
+      SUPABASE_URL: stack.url,
+      SUPABASE_ANON_KEY: stack.anonKey,
+      SUPABASE_SERVICE_ROLE_KEY: stack.serviceRoleKey,
+      SUPABASE_DB_URL: db().url,
+      BERTH_DEV_USER_JWT: env.BERTH_USER_JWT as string,
+      BERTH_LOCAL_TOOLBOX_ID: toolboxId,
+      DOCKER_HOST: "unix:///nonexistent/podman.sock",
+      DTMA_URL: agent.url,
+    });
+
+    const listed = await runSourced(envFile, ["ls", "--json"], cwd);
+    const deployed = await runSourced(envFile, ["deploy", "--name", "cli-sourced", "--image", IMAGE, "--port", "8080", "--json"], cwd);
+
+    expect(listed.stderr).toBe("");
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout).instances).toBeInstanceOf(Array);
+    expect(deployed.stderr).toBe("");
+    expect(deployed.code).toBe(0);
+    expect(JSON.parse(deployed.stdout).instance.toolbox_id).toBe(toolboxId);
   });
 
   test("unknown name exits 3", async () => {

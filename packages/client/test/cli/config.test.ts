@@ -61,6 +61,32 @@ describe("loadSettings", () => {
     expect(settings.source).toBe("the environment");
   });
 
+  test("environment dev token is accepted", () => {
+    const settings = loadSettings({ SUPABASE_URL: "http://127.0.0.1:54321", SUPABASE_ANON_KEY: "anon-env", BERTH_DEV_USER_JWT: "dev-env" }, dir);
+
+    expect(settings.userToken).toBe("dev-env");
+    expect(settings.userTokenName).toBe("BERTH_DEV_USER_JWT");
+  });
+
+  test("user token wins over dev token", () => {
+    const settings = loadSettings({ SUPABASE_URL: "http://127.0.0.1:54321", BERTH_USER_JWT: "user-env", BERTH_DEV_USER_JWT: "dev-env" }, dir);
+
+    expect(settings.userToken).toBe("user-env");
+    expect(settings.userTokenName).toBe("BERTH_USER_JWT");
+  });
+
+  test("empty user token falls back", () => {
+    const settings = loadSettings({ SUPABASE_URL: "http://127.0.0.1:54321", BERTH_USER_JWT: "", BERTH_DEV_USER_JWT: "dev-env" }, dir);
+
+    expect(settings.userToken).toBe("dev-env");
+  });
+
+  test("environment toolbox id is read", () => {
+    const settings = loadSettings({ SUPABASE_URL: "http://127.0.0.1:54321", BERTH_LOCAL_TOOLBOX_ID: "7c1d3f4e-55aa-4b6c-9d2e-0f1a2b3c4d5e" }, dir);
+
+    expect(settings.localToolboxId).toBe("7c1d3f4e-55aa-4b6c-9d2e-0f1a2b3c4d5e");
+  });
+
   test("config flag wins over environment", async () => {
     const file = path.join(dir, "other.env");
     await writeFile(file, DEV_ENV.replace("54321", "60000"));
@@ -94,7 +120,7 @@ describe("credential checks", () => {
   test("user command needs token", () => {
     const settings = { ...base, anonKey: "a", userToken: undefined, serviceRoleKey: undefined };
 
-    expect(() => requireUserCredentials(settings)).toThrow("BERTH_USER_JWT is missing in the environment");
+    expect(() => requireUserCredentials(settings)).toThrow("BERTH_USER_JWT is missing in the environment, and so is BERTH_DEV_USER_JWT.");
   });
 
   test("reconcile needs service key", () => {

@@ -58,6 +58,17 @@ describe("error messages", () => {
     );
   });
 
+  test("json error uses the json message", () => {
+    const error = new CliError("instance 11111111… not found (code instance_not_found).", ExitCode.notFound, "instance_not_found", "instance 11111111-2222-3333-4444-555555555555 not found.");
+
+    const terminal = formatError(renderError(error), false);
+    const json = JSON.parse(formatError(renderError(error), true));
+
+    expect(terminal).toBe("error: instance 11111111… not found (code instance_not_found).\n");
+    expect(json.error.code).toBe("instance_not_found");
+    expect(json.error.message).toBe("instance 11111111-2222-3333-4444-555555555555 not found.");
+  });
+
   test("json error is one parsable line", () => {
     const text = formatError(renderError(new BerthError("name_taken", 409, "name search is taken")), true);
 
@@ -65,7 +76,7 @@ describe("error messages", () => {
     expect(JSON.parse(text)).toEqual({
       error: {
         code: "name_taken",
-        message: "name search is taken (code name_taken). Choose another --name, or remove the existing instance with `berth rm NAME`.",
+        message: "name search is taken. Choose another --name, or remove the existing instance with `berth rm NAME`.",
         details: { fields: [], exit_code: 1 },
       },
     });

@@ -11,7 +11,7 @@ export const logsCommand: Command = {
   usage: "berth logs INSTANCE [--tail N] [--timestamps]",
   optionHelp: [
     ["--tail N", `number of lines, from 1 to ${DTMA_LOGS_MAX_TAIL} (default ${DTMA_LOGS_DEFAULT_TAIL})`],
-    ["--timestamps", "prefix each line with the time Docker recorded for it"],
+    ["--timestamps", "prefix each line with the time the container engine recorded for it"],
   ],
   options: { tail: { type: "string" }, timestamps: { type: "boolean", default: false } },
 
