@@ -168,17 +168,28 @@ export const ContainerEvent = z.object({
 });
 export type ContainerEvent = z.infer<typeof ContainerEvent>;
 
+/** Maximum length of the versions in a heartbeat, in characters; engine versions are like `26.1.0`. */
+export const HEARTBEAT_MAX_VERSION_LENGTH = 100;
+
+/**
+ * Maximum length of the engine's words in a heartbeat (container id, state, health), in
+ * characters. Docker and Podman container ids have 64 hex digits, states and health one word.
+ */
+export const HEARTBEAT_MAX_WORD_LENGTH = 128;
+
+const HeartbeatWord = z.string().max(HEARTBEAT_MAX_WORD_LENGTH, `must be at most ${HEARTBEAT_MAX_WORD_LENGTH} characters`);
+
 /**
  * Body the agent sends to `POST /dtma-heartbeat` with its token as Bearer credential: its full
  * inventory plus the events seen since the last accepted heartbeat, oldest first.
  */
 export const HeartbeatRequest = z.object({
   toolbox_id: ResourceId,
-  agent_version: z.string(),
-  engine_version: z.string(),
+  agent_version: z.string().max(HEARTBEAT_MAX_VERSION_LENGTH, `must be at most ${HEARTBEAT_MAX_VERSION_LENGTH} characters`),
+  engine_version: z.string().max(HEARTBEAT_MAX_VERSION_LENGTH, `must be at most ${HEARTBEAT_MAX_VERSION_LENGTH} characters`),
   sent_at: z.iso.datetime(),
-  instances: z.array(InstanceObservation),
-  events: z.array(ContainerEvent),
+  instances: z.array(InstanceObservation.extend({ container_id: HeartbeatWord, state: HeartbeatWord, health: HeartbeatWord.nullable() })),
+  events: z.array(ContainerEvent.extend({ container_id: HeartbeatWord })),
 });
 export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
 

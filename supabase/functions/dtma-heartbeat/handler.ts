@@ -1,8 +1,9 @@
-import { HeartbeatRequest, type HeartbeatResponse } from "@berth/shared";
+import { z } from "zod";
+import { HeartbeatRequest, ResourceId, type HeartbeatResponse } from "@berth/shared";
 import { verifyAgentToken } from "../_shared/agent-token.ts";
 import { bearerToken } from "../_shared/auth.ts";
 import { ApiError } from "../_shared/errors.ts";
-import { json, readJson, routeSegments } from "../_shared/http.ts";
+import { json, parseInput, readJsonValue, rejectUnstorableText, routeSegments } from "../_shared/http.ts";
 import type { Logger } from "../_shared/log.ts";
 import type { Registry, ToolboxRow } from "../_shared/registry.ts";
 import { methodNotAllowed, routeNotFound, serveRoutes, type RequestContext } from "../_shared/request.ts";
@@ -20,10 +21,17 @@ export interface HeartbeatHandlerDependencies {
  */
 export const MAX_HEARTBEAT_BYTES = 1024 * 1024;
 
+/** The part of a heartbeat read before the token is checked: the toolbox the agent claims to be. */
+const HeartbeatSender = z.object({ toolbox_id: ResourceId });
+
 /**
  * Creates the handler of `/functions/v1/dtma-heartbeat`, where agents push their inventory.
  * The caller proves itself with the token derived from the toolbox id and its current token
  * version. A wrong token gets 401 before anything is written.
+ *
+ * The toolbox id is in the body, so an unauthenticated caller costs at most reading
+ * MAX_HEARTBEAT_BYTES, JSON.parse and one toolbox lookup. Only the agent of the toolbox gets
+ * the body checked for unstorable text and validated against the heartbeat schema.
  */
 export function createHeartbeatHandler(deps: HeartbeatHandlerDependencies): (request: Request) => Promise<Response> {
   return serveRoutes("dtma-heartbeat", deps.logger, async (request, context) => {
@@ -31,10 +39,13 @@ export function createHeartbeatHandler(deps: HeartbeatHandlerDependencies): (req
     if (request.method !== "POST") methodNotAllowed(request, ["POST"]);
 
     const token = bearerToken(request);
-    const heartbeat = await readJson(request, HeartbeatRequest, MAX_HEARTBEAT_BYTES);
-    context.fields.toolbox_id = heartbeat.toolbox_id;
-    const toolbox = await authenticateAgent(deps, heartbeat.toolbox_id, token);
+    const body = await readJsonValue(request, MAX_HEARTBEAT_BYTES);
+    const sender = parseInput(HeartbeatSender, body, "request body");
+    context.fields.toolbox_id = sender.toolbox_id;
+    const toolbox = await authenticateAgent(deps, sender.toolbox_id, token);
 
+    rejectUnstorableText(body);
+    const heartbeat = parseInput(HeartbeatRequest, body, "request body");
     return json(200, await recordHeartbeat(deps, toolbox, heartbeat, context));
   });
 }
