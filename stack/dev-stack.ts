@@ -87,6 +87,8 @@ async function startParts(options: DevStackOptions, stops: Stops, stopAll: () =>
     SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
     SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET,
     BERTH_AGENT_TOKEN_SECRET: secrets.agentTokenSecret,
+    // The local agent listens on 127.0.0.1, which the functions reject by default.
+    BERTH_ALLOW_PRIVATE_AGENT_URLS: "true",
   };
   const functionNames = await startApi(options, functionEnv, stops);
   const functionsUrl = `${apiUrl}/functions/v1`;

@@ -85,7 +85,7 @@ export async function measurePass(label: string, counting: CountingSql, observer
 export function createPass(sql: postgres.Sql, config: ReconcileConfig): ReconcilePass {
   const logger = createLogger({}, () => {});
   const registry = createRegistry(sql);
-  const agents = createAgentClientFactory({ tokenSecret: TOKEN_SECRET, timeoutMs: AGENT_TIMEOUT_MS });
+  const agents = createAgentClientFactory({ tokenSecret: TOKEN_SECRET, timeoutMs: AGENT_TIMEOUT_MS, allowPrivateAddresses: true });
   const driver = createInstanceDriver({ registry, agents, leaseTtlSeconds: 30, logger });
   return createReconcilePass({ store: timedStore(createReconcileStore(sql)), registry, driver, agents, config, logger });
 }
@@ -120,7 +120,7 @@ export interface FetchOnlyFigures {
  */
 export async function measureFetchOnly(observer: postgres.Sql, config: ReconcileConfig): Promise<FetchOnlyFigures> {
   const toolboxes = await observer`select * from public.toolboxes where status <> 'decommissioned'`;
-  const clientFor = cachedClients(createAgentClientFactory({ tokenSecret: TOKEN_SECRET, timeoutMs: AGENT_TIMEOUT_MS }));
+  const clientFor = cachedClients(createAgentClientFactory({ tokenSecret: TOKEN_SECRET, timeoutMs: AGENT_TIMEOUT_MS, allowPrivateAddresses: true }));
   await Promise.all(toolboxes.map((toolbox) => clientFor(toolbox as never)));
   const cpuBefore = process.cpuUsage();
   const started = performance.now();

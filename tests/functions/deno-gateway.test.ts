@@ -43,6 +43,7 @@ describe("instances function under Deno", () => {
         SUPABASE_JWT_SECRET: LOCAL_JWT_SECRET,
         BERTH_AGENT_TOKEN_SECRET: TEST_AGENT_TOKEN_SECRET,
         BERTH_AGENT_TIMEOUT_MS: "5000",
+        BERTH_ALLOW_PRIVATE_AGENT_URLS: "true",
       },
       onOutput: (_name, line) => output.push(line),
     });

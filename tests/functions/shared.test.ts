@@ -135,7 +135,7 @@ describe("dtma client", () => {
   });
 
   test("agent error keeps its code", async () => {
-    const client = createDtmaClient({ baseUrl, token: "agent-token", timeoutMs: 2_000 });
+    const client = createDtmaClient({ baseUrl, token: "agent-token", timeoutMs: 2_000, allowPrivateAddresses: true });
     const error = await client.start("7d1c4f5e-2b9a-4c3d-8e6f-0a1b2c3d4e5f").catch((caught: unknown) => caught);
 
     expect(error).toBeInstanceOf(AgentCallError);
@@ -145,20 +145,20 @@ describe("dtma client", () => {
   });
 
   test("delete with 204 resolves", async () => {
-    const client = createDtmaClient({ baseUrl, token: "agent-token", timeoutMs: 2_000 });
+    const client = createDtmaClient({ baseUrl, token: "agent-token", timeoutMs: 2_000, allowPrivateAddresses: true });
 
     await expect(client.remove("7d1c4f5e-2b9a-4c3d-8e6f-0a1b2c3d4e5f")).resolves.toBeUndefined();
   });
 
   test("silent agent times out", async () => {
-    const client = createDtmaClient({ baseUrl, token: "agent-token", timeoutMs: 200 });
+    const client = createDtmaClient({ baseUrl, token: "agent-token", timeoutMs: 200, allowPrivateAddresses: true });
     const error = await client.start("slow").catch((caught: unknown) => caught);
 
     expect((error as AgentCallError).failure).toBe("timeout");
   });
 
   test("closed port is unreachable", async () => {
-    const client = createDtmaClient({ baseUrl: `http://127.0.0.1:${await freePort()}`, token: "agent-token", timeoutMs: 2_000 });
+    const client = createDtmaClient({ baseUrl: `http://127.0.0.1:${await freePort()}`, token: "agent-token", timeoutMs: 2_000, allowPrivateAddresses: true });
     const error = await client.inventory().catch((caught: unknown) => caught);
 
     expect((error as AgentCallError).failure).toBe("unreachable");

@@ -214,7 +214,7 @@ describeWithEngine("reconciler drift repair", (engine) => {
     const deployed = await deployInstance(reconciler, agent, ownerId, { name: "adopted", image });
     await engine.docker.getContainer(deployed.container_id!).remove({ force: true });
     const token = await deriveAgentToken(AGENT_TOKEN_SECRET, agent.toolbox.id, agent.toolbox.token_version);
-    const client = createDtmaClient({ baseUrl: agent.url, token, timeoutMs: 30_000 });
+    const client = createDtmaClient({ baseUrl: agent.url, token, timeoutMs: 30_000, allowPrivateAddresses: true });
     const replacement = await client.ensure(deployed.id, await loadEnsureRequest(reconciler.registry, deployed));
     await waitForContainerStatus(engine.docker.getContainer(replacement.container_id), "running");
     const mark = await lastEventId(getDb().sql);

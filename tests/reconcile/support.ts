@@ -43,7 +43,7 @@ export function createReconciler(sql: Sql, env: Record<string, string> = {}): Re
   const logLines: string[] = [];
   const logger = createLogger({}, (line) => logLines.push(line));
   const registry = createRegistry(sql);
-  const agents = createAgentClientFactory({ tokenSecret: AGENT_TOKEN_SECRET, timeoutMs: 5_000 });
+  const agents = createAgentClientFactory({ tokenSecret: AGENT_TOKEN_SECRET, timeoutMs: 5_000, allowPrivateAddresses: true });
   const driver = createInstanceDriver({ registry, agents, leaseTtlSeconds: 30, logger });
   const config = parseReconcileConfig({ ...TEST_RECONCILE_ENV, ...env });
   const pass = createReconcilePass({ store: createReconcileStore(sql), registry, driver, agents, config, logger });
@@ -134,7 +134,7 @@ export async function deployInstance(reconciler: Reconciler, agent: ToolboxAgent
 /** Reads the agent's inventory entry of one instance, or null when it reports no container. */
 export async function observe(agent: ToolboxAgent, instanceId: string): Promise<InstanceObservation | null> {
   const token = await deriveAgentToken(AGENT_TOKEN_SECRET, agent.toolbox.id, agent.toolbox.token_version);
-  const inventory = await createDtmaClient({ baseUrl: agent.url, token, timeoutMs: 10_000 }).inventory();
+  const inventory = await createDtmaClient({ baseUrl: agent.url, token, timeoutMs: 10_000, allowPrivateAddresses: true }).inventory();
   return inventory.instances.find((entry) => entry.instance_id === instanceId) ?? null;
 }
 

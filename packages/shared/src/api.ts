@@ -14,11 +14,41 @@ export const DnsLabel = z
   .string()
   .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "must be 1 to 63 lowercase letters, digits or hyphens, starting and ending with a letter or digit");
 
-/** The agent's base URL, such as `https://203.0.113.7:30000`: http or https, no spaces, query or fragment. */
+/**
+ * The agent's base URL, such as `https://203.0.113.7:30000`: http or https with a host and an
+ * optional port (the scheme's default when absent). Berth calls `/v1/...` on that host and port,
+ * so the URL has no path other than `/`, and no user name, password, query or fragment. Which
+ * addresses are allowed is the functions' setting, checked by them.
+ */
 export const AgentUrl = z
   .string()
   .max(2048, "must be at most 2048 characters")
-  .regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, "must be an http:// or https:// URL without spaces, query or fragment");
+  .superRefine((value, context) => {
+    const problem = agentUrlProblem(value);
+    if (problem !== null) context.addIssue({ code: "custom", message: problem });
+  });
+
+/** Returns what is wrong with an agent URL, worded as a predicate of the field, or null. */
+function agentUrlProblem(value: string): string | null {
+  if (!/^https?:\/\//.test(value)) return "must start with http:// or https://";
+  // The URL parser drops tabs, line breaks and leading or trailing control characters, so
+  // they are rejected here rather than silently removed.
+  if (/[\s\x00-\x1f\x7f]/.test(value)) return "must not contain spaces or control characters";
+  if (!/^https?:\/\/[^/?#\\]+\/?$/.test(value)) {
+    return "must not have a path, query or fragment: Berth calls /v1/... on the agent's host and port, so give only scheme, host and port, such as https://203.0.113.7:30000";
+  }
+
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "must be a valid URL with a host and a port from 1 to 65535, such as https://203.0.113.7:30000";
+  }
+  if (url.username !== "" || url.password !== "" || value.includes("@")) return "must not contain a user name or password";
+  if (url.port === "0") return "must have a port from 1 to 65535";
+  return null;
+}
+
 
 /** An absolute URL path of the MCP endpoint inside the container, such as `/mcp`. */
 export const McpPath = z

@@ -1,3 +1,4 @@
+import type { HostResolver } from "./agent-address.ts";
 import { deriveAgentToken } from "./agent-token.ts";
 import { createDtmaClient, type DtmaClient } from "./dtma-client.ts";
 import type { ToolboxRow } from "./registry.ts";
@@ -13,6 +14,10 @@ export interface AgentClientFactoryOptions {
   tokenSecret: string;
   /** Budget of one agent call (BERTH_AGENT_TIMEOUT_MS). */
   timeoutMs: number;
+  /** BERTH_ALLOW_PRIVATE_AGENT_URLS: whether agents may be at loopback, private or link-local addresses. */
+  allowPrivateAddresses: boolean;
+  /** Resolves agent host names for the address check; the system resolver when absent. */
+  resolveHost?: HostResolver;
   fetch?: typeof fetch;
 }
 
@@ -20,6 +25,13 @@ export interface AgentClientFactoryOptions {
 export function createAgentClientFactory(options: AgentClientFactoryOptions): AgentClientFactory {
   return async (toolbox) => {
     const token = await deriveAgentToken(options.tokenSecret, toolbox.id, toolbox.token_version);
-    return createDtmaClient({ baseUrl: toolbox.agent_url, token, timeoutMs: options.timeoutMs, fetch: options.fetch });
+    return createDtmaClient({
+      baseUrl: toolbox.agent_url,
+      token,
+      timeoutMs: options.timeoutMs,
+      allowPrivateAddresses: options.allowPrivateAddresses,
+      resolveHost: options.resolveHost,
+      fetch: options.fetch,
+    });
   };
 }

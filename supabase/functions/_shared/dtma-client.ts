@@ -1,11 +1,14 @@
 import { z } from "zod";
 import {
   ErrorBody,
+  ErrorCodeSchema,
+  httpStatusFor,
   InstanceObservation,
   InventoryResponse,
   LogsResponse,
   type InstanceEnsureRequest,
 } from "@berth/shared";
+import { isIpLiteral, nonPublicRange, resolveWithSystem, type HostResolver } from "./agent-address.ts";
 
 /**
  * How an agent call failed: `timeout` (no response within the budget, so the outcome is
@@ -43,8 +46,19 @@ export interface DtmaClientOptions {
   baseUrl: string;
   token: string;
   timeoutMs: number;
+  /**
+   * Whether the agent may be at a loopback, private, link-local, unspecified or multicast
+   * address (BERTH_ALLOW_PRIVATE_AGENT_URLS). When false, every call first resolves the host and
+   * fails as `unreachable` if any of its addresses is not public.
+   */
+  allowPrivateAddresses: boolean;
+  /** Resolves the agent's host name for that check; the system resolver when absent. */
+  resolveHost?: HostResolver;
   fetch?: typeof fetch;
 }
+
+/** Maximum length of an agent error message that is passed on, in characters. */
+const MAX_AGENT_MESSAGE_LENGTH = 500;
 
 /** Creates a client for one agent. Every call has the same timeout and parses the response. */
 export function createDtmaClient(options: DtmaClientOptions): DtmaClient {
@@ -73,9 +87,9 @@ async function callAgent<T extends z.ZodType>(
   body?: unknown,
 ): Promise<z.infer<T>> {
   const response = await send(options, method, path, body);
-  const payload = await readPayload(response, method, path);
+  if (!response.ok) throw rejection(options, response.status, await readPayload(response, method, path, { lenient: true }), method, path);
 
-  if (!response.ok) throw rejection(response.status, payload, method, path);
+  const payload = await readPayload(response, method, path);
   if (schema === null) return undefined as z.infer<T>;
 
   const parsed = schema.safeParse(payload);
@@ -86,15 +100,21 @@ async function callAgent<T extends z.ZodType>(
 }
 
 async function send(options: DtmaClientOptions, method: string, path: string, body?: unknown): Promise<Response> {
+  const url = agentUrlOf(options, path);
+  await requirePublicAgent(options, url);
+
   const doFetch = options.fetch ?? fetch;
   const headers: Record<string, string> = { authorization: `Bearer ${options.token}` };
   if (body !== undefined) headers["content-type"] = "application/json";
 
   try {
-    return await doFetch(new URL(path, options.baseUrl), {
+    // An agent never redirects. A followed redirect could lead the call and its token to an
+    // address that the check above rejects, so a 3xx response becomes a rejection instead.
+    return await doFetch(url, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
+      redirect: "manual",
       signal: AbortSignal.timeout(options.timeoutMs),
     });
   } catch (error) {
@@ -102,12 +122,62 @@ async function send(options: DtmaClientOptions, method: string, path: string, bo
     if (name === "TimeoutError" || name === "AbortError") {
       throw new AgentCallError("timeout", `agent request ${method} ${path} timed out after ${options.timeoutMs} ms`);
     }
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new AgentCallError("unreachable", `cannot reach the agent at ${options.baseUrl}: ${reason}`);
+    throw unreachable(url, error);
   }
 }
 
-async function readPayload(response: Response, method: string, path: string): Promise<unknown> {
+function agentUrlOf(options: DtmaClientOptions, path: string): URL {
+  try {
+    return new URL(path, options.baseUrl);
+  } catch (error) {
+    const invalid = new AgentCallError("unreachable", "cannot reach the agent: its agent_url is not a valid URL; register the toolbox again with a valid one");
+    invalid.cause = error;
+    throw invalid;
+  }
+}
+
+/**
+ * Raises `unreachable` unless private addresses are allowed or every address of the agent's
+ * host is public. All addresses count, because fetch may connect to any of them.
+ * NOTE: fetch resolves the name again, so a DNS server that answers differently the second
+ * time (DNS rebinding) can still lead the call to a private address.
+ */
+async function requirePublicAgent(options: DtmaClientOptions, url: URL): Promise<void> {
+  if (options.allowPrivateAddresses) return;
+
+  let addresses: string[];
+  try {
+    addresses = isIpLiteral(url.hostname) ? [url.hostname] : await (options.resolveHost ?? resolveWithSystem)(url.hostname);
+  } catch (error) {
+    throw unreachable(url, error);
+  }
+
+  const blocked = addresses.find((address) => nonPublicRange(address) !== null);
+  if (addresses.length === 0 || blocked !== undefined) {
+    throw unreachable(url, new Error(`the agent host resolves to ${blocked ?? "no address"}, which is not public`));
+  }
+}
+
+/**
+ * Builds the error of an agent that cannot be reached. The message is the same for a refused
+ * connection, a port that does not speak HTTP, a failed name lookup and a blocked address, so
+ * callers cannot probe hosts and ports through it. The reason is kept in `cause`.
+ * NOTE: the driver logs only the message, so the reason reaches no log yet.
+ */
+function unreachable(url: URL, reason: unknown): AgentCallError {
+  const error = new AgentCallError("unreachable", `cannot reach the agent at ${authorityOf(url)}`);
+  error.cause = reason;
+  return error;
+}
+
+/** Returns `host:port` of a URL, with the scheme's default port when the URL has none. */
+function authorityOf(url: URL): string {
+  if (url.port !== "") return `${url.hostname}:${url.port}`;
+  return `${url.hostname}:${url.protocol === "https:" ? 443 : 80}`;
+}
+
+/** Reads a JSON body. A body that is not JSON raises `invalid_response`, or is undefined when `lenient`. */
+async function readPayload(response: Response, method: string, path: string, options: { lenient?: boolean } = {}): Promise<unknown> {
   if (response.status === 204) return undefined;
   try {
     return await response.json();
@@ -116,13 +186,25 @@ async function readPayload(response: Response, method: string, path: string): Pr
     if (name === "TimeoutError" || name === "AbortError") {
       throw new AgentCallError("timeout", `agent response to ${method} ${path} timed out before its body arrived`);
     }
+    if (options.lenient) return undefined;
     throw new AgentCallError("invalid_response", `invalid agent response to ${method} ${path}: status ${response.status} with a body that is not JSON`);
   }
 }
 
-function rejection(status: number, payload: unknown, method: string, path: string): AgentCallError {
+/**
+ * Builds the error of a non-2xx response. Only an error body of the agent contract (a known
+ * code with the status that code maps to) passes its code and message on. Anything else gets
+ * a generic message with the host and status, because the URL may point at a service that is
+ * not an agent, whose error text must not reach the caller or `status_reason`.
+ */
+function rejection(options: DtmaClientOptions, status: number, payload: unknown, method: string, path: string): AgentCallError {
+  const authority = authorityOf(new URL(options.baseUrl));
   const parsed = ErrorBody.safeParse(payload);
-  const code = parsed.success ? parsed.data.error.code : undefined;
-  const message = parsed.success ? parsed.data.error.message : `status ${status}`;
-  return new AgentCallError("rejected", `agent rejected ${method} ${path}: ${message}`, code, status);
+  const code = parsed.success ? ErrorCodeSchema.safeParse(parsed.data.error.code) : undefined;
+
+  if (!parsed.success || !code?.success || httpStatusFor(code.data) !== status) {
+    return new AgentCallError("rejected", `the agent at ${authority} rejected ${method} ${path} with status ${status}`, undefined, status);
+  }
+  const message = parsed.data.error.message.slice(0, MAX_AGENT_MESSAGE_LENGTH);
+  return new AgentCallError("rejected", `the agent at ${authority} rejected ${method} ${path}: ${message}`, code.data, status);
 }

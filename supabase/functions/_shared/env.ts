@@ -18,6 +18,15 @@ export const FunctionEnv = z.object({
   BERTH_AGENT_TIMEOUT_MS: Milliseconds.default(8_000),
   /** How long a lease taken for an agent call lasts; must exceed the agent timeout. */
   BERTH_LEASE_TTL_SECONDS: z.coerce.number().int().min(5).default(30),
+  /**
+   * Whether agent URLs may point at loopback, private, link-local, unspecified or multicast
+   * addresses. Off by default, so a user cannot make the functions call internal services.
+   * Local stacks and tests, whose agents listen on 127.0.0.1, set it to `true`.
+   */
+  BERTH_ALLOW_PRIVATE_AGENT_URLS: z
+    .enum(["true", "false"], "must be true or false")
+    .default("false")
+    .transform((value) => value === "true"),
 });
 export type FunctionEnv = z.infer<typeof FunctionEnv>;
 

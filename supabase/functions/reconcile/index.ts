@@ -17,7 +17,11 @@ const logger = createLogger({ function: "reconcile" });
 
 const sql = createSql(env.SUPABASE_DB_URL);
 const registry = createRegistry(sql);
-const agents = createAgentClientFactory({ tokenSecret: env.BERTH_AGENT_TOKEN_SECRET, timeoutMs: env.BERTH_AGENT_TIMEOUT_MS });
+const agents = createAgentClientFactory({
+  tokenSecret: env.BERTH_AGENT_TOKEN_SECRET,
+  timeoutMs: env.BERTH_AGENT_TIMEOUT_MS,
+  allowPrivateAddresses: env.BERTH_ALLOW_PRIVATE_AGENT_URLS,
+});
 const driver = createInstanceDriver({ registry, agents, leaseTtlSeconds: env.BERTH_LEASE_TTL_SECONDS, logger });
 
 const handler = createReconcileHandler({

@@ -1,6 +1,8 @@
 import { ResourceId, ToolboxCreateRequest, type ToolboxCreateResponse, type ToolboxListResponse } from "@berth/shared";
+import { nonPublicHostRange } from "../_shared/agent-address.ts";
 import { deriveAgentToken } from "../_shared/agent-token.ts";
 import type { Authenticator } from "../_shared/auth.ts";
+import { ApiError } from "../_shared/errors.ts";
 import { json, parseInput, readJson, routeSegments } from "../_shared/http.ts";
 import type { Logger } from "../_shared/log.ts";
 import type { Registry, ToolboxRow } from "../_shared/registry.ts";
@@ -15,6 +17,8 @@ export interface ToolboxesHandlerDependencies {
   agentTokenSecret: string;
   /** Functions base URL the agent sends heartbeats to, `<SUPABASE_URL>/functions/v1`. */
   controlPlaneUrl: string;
+  /** BERTH_ALLOW_PRIVATE_AGENT_URLS: whether agent URLs may name loopback, private or link-local addresses. */
+  allowPrivateAgentUrls: boolean;
 }
 
 interface ToolboxesContext {
@@ -62,6 +66,7 @@ async function route(request: Request, context: ToolboxesContext): Promise<Respo
 
 async function createToolbox(request: Request, context: ToolboxesContext): Promise<Response> {
   const body = await readJson(request, ToolboxCreateRequest);
+  if (!context.deps.allowPrivateAgentUrls) rejectNonPublicAgentUrl(body.agent_url);
   const created = await context.deps.registry.createToolbox({
     ownerId: context.userId,
     name: body.name,
@@ -72,6 +77,19 @@ async function createToolbox(request: Request, context: ToolboxesContext): Promi
   context.request.fields.toolbox_id = created.id;
   context.request.fields.outcome = "created";
   return json(201, await withToken(created, context.deps));
+}
+
+/**
+ * Raises `invalid_request` for an agent URL whose host is an IP address outside the public
+ * ranges, in any notation the URL parser normalizes (`0x7f000001` is 127.0.0.1), or `localhost`.
+ * Other host names are resolved and checked by the agent client before each call.
+ */
+function rejectNonPublicAgentUrl(agentUrl: string): void {
+  const range = nonPublicHostRange(new URL(agentUrl).hostname);
+  if (range === null) return;
+
+  const message = `must not point at a non-public address (${range}); the functions call agents only at public addresses unless BERTH_ALLOW_PRIVATE_AGENT_URLS=true is set on them`;
+  throw new ApiError("invalid_request", `invalid request body: agent_url ${message}`, { fields: [{ field: "agent_url", message }] });
 }
 
 /** Returns the agent's port from its URL, or the scheme's default port when the URL has none. */

@@ -13,6 +13,7 @@ const handler = createToolboxesHandler({
   logger: createLogger(),
   agentTokenSecret: env.BERTH_AGENT_TOKEN_SECRET,
   controlPlaneUrl: `${env.SUPABASE_URL.replace(/\/+$/, "")}/functions/v1`,
+  allowPrivateAgentUrls: env.BERTH_ALLOW_PRIVATE_AGENT_URLS,
 });
 
 Deno.serve(handler);

@@ -32,6 +32,8 @@ export interface FunctionsOptions {
   agents?: AgentClientFactory;
   agentTimeoutMs?: number;
   leaseTtlSeconds?: number;
+  /** BERTH_ALLOW_PRIVATE_AGENT_URLS; true by default, because the tests' agents listen on 127.0.0.1. */
+  allowPrivateAgentUrls?: boolean;
 }
 
 /**
@@ -44,11 +46,21 @@ export function createFunctions(options: FunctionsOptions): FunctionsUnderTest {
   const sql = createSql(options.databaseUrl);
   const registry = createRegistry(sql);
   const auth = createAuthenticator({ supabaseUrl: "http://127.0.0.1:54321", jwtSecret: LOCAL_JWT_SECRET });
-  const agents = options.agents ?? createAgentClientFactory({ tokenSecret: TEST_AGENT_TOKEN_SECRET, timeoutMs: options.agentTimeoutMs ?? 8_000 });
+  const allowPrivateAgentUrls = options.allowPrivateAgentUrls ?? true;
+  const agents =
+    options.agents ??
+    createAgentClientFactory({ tokenSecret: TEST_AGENT_TOKEN_SECRET, timeoutMs: options.agentTimeoutMs ?? 8_000, allowPrivateAddresses: allowPrivateAgentUrls });
 
   return {
     instances: createInstancesHandler({ registry, auth, agents, logger, leaseTtlSeconds: options.leaseTtlSeconds ?? 30 }),
-    toolboxes: createToolboxesHandler({ registry, auth, logger, agentTokenSecret: TEST_AGENT_TOKEN_SECRET, controlPlaneUrl: TEST_CONTROL_PLANE_URL }),
+    toolboxes: createToolboxesHandler({
+      registry,
+      auth,
+      logger,
+      agentTokenSecret: TEST_AGENT_TOKEN_SECRET,
+      controlPlaneUrl: TEST_CONTROL_PLANE_URL,
+      allowPrivateAgentUrls,
+    }),
     heartbeat: createHeartbeatHandler({ registry, logger, agentTokenSecret: TEST_AGENT_TOKEN_SECRET }),
     registry,
     logLines,

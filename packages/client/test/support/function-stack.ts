@@ -39,6 +39,7 @@ export async function startFunctionStack(databaseUrl: string, options: { agentTi
       SUPABASE_SERVICE_ROLE_KEY: serviceRoleKey,
       BERTH_AGENT_TOKEN_SECRET: TEST_AGENT_TOKEN_SECRET,
       BERTH_AGENT_TIMEOUT_MS: String(options.agentTimeoutMs ?? 3000),
+      BERTH_ALLOW_PRIVATE_AGENT_URLS: "true",
     },
     onOutput: (_name, line) => output.push(line),
   });
