@@ -2,9 +2,12 @@ import { ApiError, errorResponse } from "./errors.ts";
 import { CORS_HEADERS } from "./http.ts";
 import type { Logger } from "./log.ts";
 
-/** State of one request: its id, a logger bound to it, and the ids its summary line reports. */
+/** State of one request: its ids, a logger bound to it, and the ids its summary line reports. */
 export interface RequestContext {
+  /** Id for logs and the `x-request-id` header; the caller may choose it, so it is not unique. */
   requestId: string;
+  /** A UUID generated for this request alone, for what must be unique per request, such as lease holders. */
+  operationId: string;
   log: Logger;
   /** Ids and outcome for the summary line (user_id, instance_id, toolbox_id, outcome). Never secrets. */
   fields: Record<string, unknown>;
@@ -26,7 +29,9 @@ export function serveRoutes(functionName: string, logger: Logger, route: Route):
 
     const started = Date.now();
     const requestId = requestIdOf(request);
-    const context: RequestContext = { requestId, log: logger.child({ function: functionName, request_id: requestId }), fields: {} };
+    const operationId = crypto.randomUUID();
+    const log = logger.child({ function: functionName, request_id: requestId, operation_id: operationId });
+    const context: RequestContext = { requestId, operationId, log, fields: {} };
     const headers = { ...CORS_HEADERS, "x-request-id": requestId };
 
     let response: Response;

@@ -47,7 +47,7 @@ export async function runAction(instanceId: string, action: InstanceAction, cont
   const result = await context.driver.drive(intended, toolbox, {
     action: plan.drive,
     actor: "user",
-    holder: `user:${context.request.requestId}`,
+    holder: `user:${context.request.operationId}`,
     reason: plan.reason,
   });
   return driveResponse(result, toolbox, 200, context);

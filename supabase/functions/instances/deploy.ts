@@ -1,5 +1,5 @@
-import { errorBody, InstanceDeployRequest } from "@berth/shared";
-import { ApiError } from "../_shared/errors.ts";
+import { InstanceDeployRequest } from "@berth/shared";
+import { ApiError, errorResponse } from "../_shared/errors.ts";
 import { json, readJson } from "../_shared/http.ts";
 import type { ToolboxRow } from "../_shared/registry.ts";
 import { driveResponse } from "./actions.ts";
@@ -35,11 +35,13 @@ export async function deployInstance(request: Request, context: InstancesContext
     return json(started.response_status, started.response, { "idempotent-replayed": "true" });
   }
 
+  // Every failure completes the key, an unexpected one with the generic 500 that errorResponse
+  // logs and returns. Otherwise the key stays in progress and retries get 409 for 300 seconds.
   const response = await createAndDrive(body, toolbox, context).catch((error: unknown) => {
-    if (!(error instanceof ApiError)) throw error;
-    context.request.fields.outcome = error.code;
-    return json(error.status, errorBody(error.code, error.message, error.details));
+    context.request.fields.outcome = error instanceof ApiError ? error.code : "internal_error";
+    return errorResponse(error, context.request.log.child(context.request.fields));
   });
+  // NOTE: when this write fails too, the key stays in progress until it turns stale.
   await registry.completeIdempotentRequest(context.userId, key, response.status, await response.clone().json());
   return response;
 }
@@ -76,7 +78,7 @@ async function createAndDrive(body: InstanceDeployRequest, toolbox: ToolboxRow, 
   const result = await context.driver.drive(created, toolbox, {
     action: "deploy",
     actor: "user",
-    holder: `user:${context.request.requestId}`,
+    holder: `user:${context.request.operationId}`,
     reason: "DeployRequested",
   });
   return driveResponse(result, toolbox, 201, context);
