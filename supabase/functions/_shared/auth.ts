@@ -23,6 +23,17 @@ export interface Authenticator {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** The `aud` claim of the access tokens Supabase Auth issues to signed-in users. */
+const USER_AUDIENCE = "authenticated";
+
+/**
+ * Algorithms accepted per key source. Supabase Auth signs with HS256 under the legacy JWT
+ * secret and with ES256 or RS256 under signing keys published as JWKS (per the JWT guide at
+ * supabase.com/docs/guides/auth/jwts). Without this list jose accepts HS384 and HS512 too.
+ */
+const SECRET_ALGORITHMS = ["HS256"];
+const JWKS_ALGORITHMS = ["ES256", "RS256"];
+
 /**
  * Creates the caller checks that every function runs itself, whatever the gateway already
  * checked, because `verify_jwt` can be switched off per function.
@@ -35,6 +46,10 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
       const claims = await verify(bearerToken(request));
       if (claims.role !== "authenticated" || typeof claims.sub !== "string" || !UUID.test(claims.sub)) {
         throw new ApiError("unauthorized", "a signed-in user's access token is required; API keys are not enough");
+      }
+      const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+      if (!audiences.includes(USER_AUDIENCE)) {
+        throw new ApiError("unauthorized", `invalid access token: its aud claim must be "${USER_AUDIENCE}", as in tokens Supabase Auth issues to users`);
       }
       return { userId: claims.sub.toLowerCase(), email: typeof claims.email === "string" ? claims.email : null };
     },
@@ -55,10 +70,11 @@ function jwtVerifier(config: AuthConfig): (token: string) => Promise<JWTPayload>
   const key: Uint8Array | JWTVerifyGetKey = config.jwtSecret
     ? new TextEncoder().encode(config.jwtSecret)
     : createRemoteJWKSet(new URL("/auth/v1/.well-known/jwks.json", config.supabaseUrl));
+  const algorithms = config.jwtSecret ? SECRET_ALGORITHMS : JWKS_ALGORITHMS;
 
   return async (token) => {
     try {
-      const { payload } = await jwtVerify(token, key as Uint8Array);
+      const { payload } = await jwtVerify(token, key as Uint8Array, { algorithms });
       return payload;
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
