@@ -49,7 +49,6 @@ function agentUrlProblem(value: string): string | null {
   return null;
 }
 
-
 /** An absolute URL path of the MCP endpoint inside the container, such as `/mcp`. */
 export const McpPath = z
   .string()
