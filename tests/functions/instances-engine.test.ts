@@ -179,14 +179,14 @@ describeWithEngine("instances function on a real agent", (engine) => {
     expect(started.status, started.text).toBe(200);
     const after = InstanceResponse.parse(started.body);
     expect(after.status).toBe("running");
-    expect(after.status_reason_code).toBe("ContainerMissing");
+    expect(after.status_reason_code).toBe("ContainerRunning");
     expect(after.container_id).not.toBeNull();
     expect(after.container_id).not.toBe(instance.container_id);
     expect(await containersOf(instance.id)).toEqual([after.container_id]);
     expect((await engine.docker.getContainer(after.container_id!).inspect()).State.Running).toBe(true);
     const missing = await getDb().sql`
       select from_status, to_status from public.instance_events where instance_id = ${instance.id} and reason_code = 'ContainerMissing'`;
-    expect(missing).toEqual([{ from_status: "starting", to_status: "running" }]);
+    expect(missing).toEqual([{ from_status: "starting", to_status: "deploying" }]);
   });
 
   test("stop and start keep the container", async () => {
@@ -215,6 +215,26 @@ describeWithEngine("instances function on a real agent", (engine) => {
     expect(InstanceLogsResponse.parse(logs.body).container_id).toBe(instance.container_id);
     expect(listed.status).toBe(200);
     expect(InstanceListResponse.parse(listed.body).instances.map((row) => row.id)).toContain(instance.id);
+  });
+
+  test("logs hide secret values", async () => {
+    // http-echo prints an invalid ECHO_EXIT_CODE before it exits, so the secret reaches stdout.
+    const secret = `leaky-${randomUUID()}`;
+    const deployed = await deploy({ secrets: { ECHO_EXIT_CODE: secret } });
+    const instanceId = deployed.body.id ?? deployed.body.error?.details?.instance?.id;
+    expect(typeof instanceId).toBe("string");
+
+    let text = "";
+    const deadline = Date.now() + 20_000;
+    while (!text.includes("invalid ECHO_EXIT_CODE") && Date.now() < deadline) {
+      const logs = await call(functions.instances, "GET", `/instances/${instanceId}/logs?tail=20`, { token: ownerToken });
+      text = InstanceLogsResponse.parse(logs.body).lines.map((line) => line.text).join("\n");
+      if (!text.includes("invalid ECHO_EXIT_CODE")) await sleep(250);
+    }
+
+    expect(text).toContain("invalid ECHO_EXIT_CODE");
+    expect(text).toContain("[redacted]");
+    expect(text).not.toContain(secret);
   });
 
   test("delete removes the container", async () => {

@@ -6,6 +6,7 @@ import { json, parseInput } from "../_shared/http.ts";
 import type { InstanceRow, Registry, ToolboxRow } from "../_shared/registry.ts";
 import type { InstancesContext } from "./handler.ts";
 import { instanceResponse } from "./responses.ts";
+import { redactSecretValues } from "../_shared/redact.ts";
 
 export type InstanceAction = "start" | "stop" | "restart" | "remove";
 
@@ -112,7 +113,9 @@ export async function readLogs(request: Request, instanceId: string, context: In
   let body: InstanceLogsResponse;
   try {
     const logs = await client.logs(instanceId, query.tail);
-    body = { instance_id: instanceId, container_id: logs.container_id, lines: logs.lines };
+    const secrets = Object.values(await registry.instanceSecretValues(instanceId));
+    const lines = logs.lines.map((line) => ({ ...line, text: redactSecretValues(line.text, secrets) }));
+    body = { instance_id: instanceId, container_id: logs.container_id, lines };
   } catch (error) {
     if (!(error instanceof AgentCallError)) throw error;
     if (error.agentCode !== "instance_not_found") throw logsError(error, context);
