@@ -28,6 +28,7 @@ const SERVICE_ROLE_FUNCTIONS = [
   "begin_reconcile_run",
   "claim_reconcile_batch",
   "claim_instance_lease",
+  "claim_instance_lease_at_version",
   "claim_toolboxes_for_reconcile",
   "complete_idempotent_request",
   "create_instance",

@@ -56,6 +56,7 @@ export const REASON_CODES = [
   // Drift found and repaired by the reconciler.
   "ContainerMissing",
   "ContainerExited",
+  "ContainerNotStarted",
   "CrashLoop",
   "UnexpectedlyRunning",
   "SpecChanged",

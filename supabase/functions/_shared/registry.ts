@@ -163,6 +163,8 @@ export interface Registry {
   recordIntent(id: string, expectedVersion: number, desiredState: DesiredState): Promise<InstanceRow>;
   /** Claims or renews the lease; raises 409 `lease_held` while another holder's lease is unexpired. */
   claimInstanceLease(id: string, holder: string, ttlSeconds: number): Promise<InstanceRow>;
+  /** Claims the lease as `claimInstanceLease` does, only while the row is at `expectedVersion`; raises `version_conflict` otherwise. */
+  claimInstanceLeaseAtVersion(id: string, expectedVersion: number, holder: string, ttlSeconds: number): Promise<InstanceRow>;
   /** Releases the lease if `nonce` is still current; returns whether it was. */
   releaseInstanceLease(id: string, nonce: string): Promise<boolean>;
   /** Sets status under a lease; raises `lease_lost` for a stale nonce, `invalid_transition` for a forbidden change. */
@@ -288,6 +290,11 @@ function instanceWrites(sql: Sql) {
 
     claimInstanceLease: (id: string, holder: string, ttlSeconds: number) =>
       guarded(async () => oneInstance(await sql`select * from berth_private.claim_instance_lease(${id}, ${holder}, ${ttlSeconds})`)),
+
+    claimInstanceLeaseAtVersion: (id: string, expectedVersion: number, holder: string, ttlSeconds: number) =>
+      guarded(async () =>
+        oneInstance(await sql`select * from berth_private.claim_instance_lease_at_version(${id}, ${expectedVersion}, ${holder}, ${ttlSeconds})`),
+      ),
 
     releaseInstanceLease: (id: string, nonce: string) =>
       guarded(async () => {
