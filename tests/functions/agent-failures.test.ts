@@ -38,6 +38,7 @@ describe("instances function with a misbehaving agent", () => {
   beforeEach(() => {
     agent.mode = "ok";
     agent.delayMs = 0;
+    agent.portInUseCount = 0;
   });
 
   async function createToolbox(name: string, agentUrl: string): Promise<string> {
@@ -180,7 +181,7 @@ describe("instances function with a misbehaving agent", () => {
   });
 
   test("port in use moves the instance", async () => {
-    agent.mode = "port_in_use_once";
+    agent.portInUseCount = 1;
     const requestsBefore = agent.requests.length;
 
     const deployed = await deploy();
@@ -196,13 +197,72 @@ describe("instances function with a misbehaving agent", () => {
     expect(instance.status).toBe("running");
   });
 
+  test("port in use moves several times", async () => {
+    agent.portInUseCount = 4;
+    const requestsBefore = agent.requests.length;
+
+    const deployed = await deploy();
+
+    expect(deployed.status, deployed.text).toBe(201);
+    const instance = InstanceResponse.parse(deployed.body);
+    const ports = agent.requests.slice(requestsBefore).filter((request) => request.method === "PUT").map((request) => request.body.host_port);
+    expect(ports).toHaveLength(5);
+    expect(new Set(ports).size).toBe(5);
+    expect(ports[4]).toBe(instance.host_port);
+    expect(instance.spec_generation).toBe(5);
+    expect(instance.status).toBe("running");
+    expect(instance.status_reason_code).toBe("ContainerRunning");
+    const [final] = await getDb().sql`
+      select details from public.instance_events where instance_id = ${instance.id} and to_status = 'running'`;
+    expect(final!.details.host_port_moves).toHaveLength(4);
+    expect(final!.details.host_port_moves[3]).toEqual({ from: ports[3], to: ports[4] });
+  });
+
+  test("port in use fails after five moves", async () => {
+    agent.portInUseCount = 100;
+    const requestsBefore = agent.requests.length;
+
+    const deployed = await deploy();
+
+    expect(deployed.status).toBe(409);
+    expect(deployed.body.error.code).toBe("port_in_use");
+    const ports = agent.requests.slice(requestsBefore).filter((request) => request.method === "PUT").map((request) => request.body.host_port);
+    expect(ports).toHaveLength(6);
+    const after = await row(deployed.body.error.details.instance.id);
+    expect(after.status).toBe("failed");
+    expect(after.status_reason_code).toBe("PortInUse");
+    expect(after.host_port).toBe(ports[5]);
+    expect(after.status_reason).toContain(`Host ports tried: ${ports.join(", ")}.`);
+    expect(after.lease_nonce).toBeNull();
+  });
+
+  test("start on a taken port moves it", async () => {
+    const instance = await deployRunning();
+    const stopped = await call(functions.instances, "POST", `/instances/${instance.id}/stop`, { token });
+    expect(stopped.status).toBe(200);
+    const baseline = await lastEventId();
+    agent.portInUseCount = 1;
+    const requestsBefore = agent.requests.length;
+
+    const started = await call(functions.instances, "POST", `/instances/${instance.id}/start`, { token });
+
+    expect(started.status, started.text).toBe(200);
+    const after = InstanceResponse.parse(started.body);
+    expect(after.status).toBe("running");
+    expect(after.host_port).not.toBe(instance.host_port);
+    const calls = agent.requests.slice(requestsBefore).map((request) => `${request.method} ${request.path}`);
+    expect(calls).toEqual([`POST /v1/instances/${instance.id}/start`, `PUT /v1/instances/${instance.id}`]);
+    const events = (await eventsAfter(instance.id, baseline)).map((event) => `${event.from_status} → ${event.to_status} ${event.reason_code}`);
+    expect(events).toEqual(["stopped → starting StartRequested", "starting → deploying PortInUse", "deploying → running ContainerRunning"]);
+  });
+
   test("start while stop holds the lease", async () => {
     const instance = await deployRunning();
     const baseline = await lastEventId();
     agent.delayMs = 400;
 
     const stopping = call(functions.instances, "POST", `/instances/${instance.id}/stop`, { token });
-    await waitForLease(instance.id);
+    await waitForLeasedStatus(instance.id, "stopping");
     const writesBefore = await countWrites(getDb().sql);
     const started = await call(functions.instances, "POST", `/instances/${instance.id}/start`, { token });
     const writesAfter = await countWrites(getDb().sql);
@@ -258,7 +318,7 @@ describe("instances function with a misbehaving agent", () => {
     agent.delayMs = 400;
 
     const stopping = call(functions.instances, "POST", `/instances/${instance.id}/stop`, { token });
-    await waitForLease(instance.id);
+    await waitForLeasedStatus(instance.id, "stopping");
     // What a start request does when its lease check passed just before the stop claimed.
     const leased = await row(instance.id);
     await functions.registry.recordIntent(instance.id, Number(leased.version), "running");
@@ -290,6 +350,20 @@ describe("instances function with a misbehaving agent", () => {
     expect(again.body.status).toBe("removed");
   });
 
+  test("removed instance has no endpoint", async () => {
+    const instance = await deployRunning();
+    expect(instance.endpoint).toBe(`http://127.0.0.1:${instance.host_port}/mcp`);
+
+    const removed = await call(functions.instances, "DELETE", `/instances/${instance.id}`, { token });
+    const read = await call(functions.instances, "GET", `/instances/${instance.id}`, { token });
+
+    expect(removed.status).toBe(200);
+    expect(InstanceResponse.parse(removed.body).endpoint).toBeNull();
+    expect(read.status).toBe(200);
+    expect(InstanceResponse.parse(read.body).status).toBe("removed");
+    expect(InstanceResponse.parse(read.body).endpoint).toBeNull();
+  });
+
   test("summary line keeps the HTTP status", async () => {
     const instance = await deployRunning();
     const linesBefore = functions.logLines.length;
@@ -312,12 +386,17 @@ describe("instances function with a misbehaving agent", () => {
     expect(agent.requests.at(-1)?.path).toBe(`/v1/instances/${instance.id}/logs`);
   });
 
-  async function waitForLease(id: string): Promise<void> {
+  /**
+   * Waits until an operation holds the lease and has written its transitional status. The lease
+   * alone is not enough: the status write that follows it would land in the middle of a test.
+   */
+  async function waitForLeasedStatus(id: string, status: string): Promise<void> {
     const deadline = Date.now() + 5_000;
     while (Date.now() < deadline) {
-      if ((await row(id)).lease_nonce !== null) return;
+      const current = await row(id);
+      if (current.lease_nonce !== null && current.status === status) return;
       await sleep(20);
     }
-    throw new Error(`instance ${id} got no lease within 5 s`);
+    throw new Error(`instance ${id} did not reach ${status} under a lease within 5 s`);
   }
 });

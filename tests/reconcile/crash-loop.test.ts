@@ -1,9 +1,52 @@
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { ReconcileResponse } from "../../packages/shared/src/index.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import type Docker from "dockerode";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { ReconcileResponse, containerNameFor, type InstanceObservation } from "../../packages/shared/src/index.ts";
 import { ensureImage } from "../../stack/images.ts";
+import type { DtmaClient } from "../../supabase/functions/_shared/dtma-client.ts";
+import type { InstanceDriver } from "../../supabase/functions/_shared/driver.ts";
+import { createLogger } from "../../supabase/functions/_shared/log.ts";
+import { parseReconcileConfig } from "../../supabase/functions/_shared/reconcile/config.ts";
+import { repairInstance, type RepairContext } from "../../supabase/functions/_shared/reconcile/repair.ts";
+import { createReconcileStore } from "../../supabase/functions/_shared/reconcile/store.ts";
+import { createRegistry } from "../../supabase/functions/_shared/registry.ts";
+import { createToolbox, insertInstanceInStatus } from "../db/fixtures.ts";
 import { createUser, useTestDatabase } from "../support/db.ts";
 import { describeWithEngine } from "../support/engine.ts";
-import { createReconciler, createToolboxAgent, deployInstance, eventsSince, waitFor, type Reconciler, type ToolboxAgent } from "./support.ts";
+import {
+  TEST_RECONCILE_ENV,
+  createReconciler,
+  createToolboxAgent,
+  deployInstance,
+  eventsSince,
+  waitFor,
+  type Reconciler,
+  type ToolboxAgent,
+} from "./support.ts";
+
+/**
+ * Inspects the instance's container for `stableMs` and returns its state, or null once it is
+ * gone. Fails when the container runs or restarts within that time, or does not stop within
+ * `timeoutMs`: a failed instance must not keep a restarting container.
+ */
+async function expectHalted(docker: Docker, instanceId: string, stableMs: number, timeoutMs = 10_000): Promise<Docker.ContainerInspectInfo | null> {
+  const deadline = Date.now() + timeoutMs;
+  let stableSince: { restartCount: number; startedAt: string; at: number } | null = null;
+
+  while (Date.now() < deadline) {
+    const inspected = await docker.getContainer(containerNameFor(instanceId)).inspect().catch(() => null);
+    if (inspected === null) return null;
+
+    const same = stableSince !== null && stableSince.restartCount === inspected.RestartCount && stableSince.startedAt === inspected.State.StartedAt;
+    if (inspected.State.Running || !same) {
+      stableSince = inspected.State.Running ? null : { restartCount: inspected.RestartCount, startedAt: inspected.State.StartedAt, at: Date.now() };
+    } else if (Date.now() - stableSince!.at >= stableMs) {
+      return inspected;
+    }
+    await sleep(100);
+  }
+  throw new Error(`the container of instance ${instanceId} did not stay stopped for ${stableMs} ms within ${timeoutMs} ms`);
+}
 
 describeWithEngine("reconciler with a crash loop", (engine) => {
   const getDb = useTestDatabase();
@@ -47,12 +90,101 @@ describeWithEngine("reconciler with a crash loop", (engine) => {
     expect(verdict[0]!.details.oom_killed).toBe(false);
     expect(String(verdict[0]!.details.log_tail)).toContain("ECHO_EXIT_CODE is set, exiting with code 3");
 
-    // Failed with CrashLoop is final until the owner records new intent. The container stays stopped.
-    const container = await engine.docker.getContainer(failed.container_id!).inspect();
-    expect(container.State.Running).toBe(false);
+    // Failed with CrashLoop is final until the owner records new intent. The engine's restart
+    // policy must not bring the container back, so it stays stopped or was removed.
+    const container = await expectHalted(engine.docker, deployed.id, 3_000);
+    expect(container === null).toBe(verdict[0]!.details.container_removed);
     const after = ReconcileResponse.parse(await reconciler.pass.run());
     expect(after.status).toBe("succeeded");
     expect(after.status === "skipped" ? null : after.repairs_made).toBe(0);
-    expect((await engine.docker.getContainer(failed.container_id!).inspect()).State.StartedAt).toBe(container.State.StartedAt);
+    const later = await engine.docker.getContainer(containerNameFor(deployed.id)).inspect().catch(() => null);
+    expect(later?.State.StartedAt ?? null).toBe(container?.State.StartedAt ?? null);
+  });
+});
+
+describe("crash-loop verdict on an engine that keeps restarting", () => {
+  const getDb = useTestDatabase();
+
+  /**
+   * Creates an agent client whose engine behaves as Podman 4.3 does with a container that exits
+   * at once: a stop between two restarts is a no-op, and the restart policy restarts the
+   * container before every read. Only a removal ends the loop.
+   */
+  function restartingAgent(instanceId: string) {
+    const calls: string[] = [];
+    let restarts = 0;
+    let removed = false;
+    const observation = (state: string): InstanceObservation => ({
+      instance_id: instanceId,
+      container_id: "c".repeat(64),
+      state,
+      exit_code: 3,
+      oom_killed: false,
+      restart_count: restarts,
+      generation: 1,
+      host_port: 30001,
+      started_at: new Date(Date.UTC(2026, 11, 4, 12, 0, restarts)).toISOString(),
+      finished_at: null,
+      health: null,
+    });
+    const unused = async (): Promise<never> => {
+      throw new Error("not called by a crash-loop verdict");
+    };
+    const client: DtmaClient = {
+      inventory: async () => {
+        calls.push("inventory");
+        restarts += 1;
+        return { agent_version: "fake", engine_version: "fake", instances: removed ? [] : [observation("running")] };
+      },
+      stop: async () => {
+        calls.push("stop");
+        return observation("stopped");
+      },
+      remove: async () => {
+        calls.push("remove");
+        removed = true;
+      },
+      logs: async () => ({ instance_id: instanceId, container_id: "c".repeat(64), lines: [{ stream: "stdout", time: null, text: "exiting with code 3" }] }),
+      ensure: unused,
+      start: unused,
+      restart: unused,
+    };
+    return { client, calls };
+  }
+
+  test("restarting container is removed", async () => {
+    const { sql } = getDb();
+    const registry = createRegistry(sql);
+    const ownerId = await createUser(sql);
+    const toolbox = (await registry.getToolbox((await createToolbox(sql, ownerId)).id))!;
+    const row = (await registry.getInstance((await insertInstanceInStatus(sql, ownerId, toolbox.id, "running", 30001)).id))!;
+    const agent = restartingAgent(row.id);
+    const logLines: string[] = [];
+    const context: RepairContext = {
+      store: createReconcileStore(sql),
+      registry,
+      driver: {} as InstanceDriver,
+      clientFor: async () => agent.client,
+      config: parseReconcileConfig(TEST_RECONCILE_ENV),
+      holder: "reconciler:crash-loop-test",
+      logger: createLogger({}, (line) => logLines.push(line)),
+    };
+    const decision = { kind: "repair", action: "give_up", reason: "CrashLoop", message: "The container kept exiting." } as const;
+    const evidence = { observation: null, recordedExitCode: 3 };
+
+    const outcome = await repairInstance(context, row, toolbox, decision, evidence, row.version);
+    const after = (await registry.getInstance(row.id))!;
+    const [verdict] = await eventsSince(sql, row.id, 0).then((events) => events.filter((event) => event.reason_code === "CrashLoop"));
+
+    expect(outcome).toBe("repaired");
+    expect(agent.calls.filter((call) => call === "stop")).toHaveLength(3);
+    expect(agent.calls.at(-1)).toBe("remove");
+    expect(after.status).toBe("failed");
+    expect(after.status_reason_code).toBe("CrashLoop");
+    expect(after.container_id).toBeNull();
+    expect(after.lease_nonce).toBeNull();
+    expect(verdict!.details.container_removed).toBe(true);
+    expect(verdict!.details.exit_code).toBe(3);
+    expect(logLines.some((line) => line.includes("kept restarting after stop requests"))).toBe(true);
   });
 });

@@ -68,9 +68,10 @@ describeWithEngine("reconciler drift repair", (engine) => {
     return row;
   }
 
-  async function reasonsSince(id: string, afterId: number): Promise<string[]> {
+  /** Returns the reconciler's events as `from → to reason`, oldest first. */
+  async function transitionsSince(id: string, afterId: number): Promise<string[]> {
     const events = await eventsSince(getDb().sql, id, afterId);
-    return events.filter((event) => event.actor === "reconciler").map((event) => String(event.reason_code));
+    return events.filter((event) => event.actor === "reconciler").map((event) => `${event.from_status} → ${event.to_status} ${event.reason_code}`);
   }
 
   test("missing container is recreated", async () => {
@@ -85,7 +86,7 @@ describeWithEngine("reconciler drift repair", (engine) => {
     expect(row.status).toBe("running");
     expect(row.container_id).not.toBe(deployed.container_id);
     expect((await observe(agent, deployed.id))?.state).toBe("running");
-    expect(await reasonsSince(deployed.id, mark)).toContain("ContainerMissing");
+    expect(await transitionsSince(deployed.id, mark)).toEqual(["running → deploying ContainerMissing", "deploying → running ContainerRunning"]);
     await expectQuietPass();
   });
 
@@ -100,7 +101,7 @@ describeWithEngine("reconciler drift repair", (engine) => {
     expect(row.status).toBe("running");
     expect(row.container_id).toBe(deployed.container_id);
     expect((await observe(agent, deployed.id))?.state).toBe("running");
-    expect(await reasonsSince(deployed.id, mark)).toContain("ContainerExited");
+    expect(await transitionsSince(deployed.id, mark)).toEqual(["running → starting ContainerExited", "starting → running ContainerRunning"]);
     await expectQuietPass();
   });
 
@@ -115,7 +116,7 @@ describeWithEngine("reconciler drift repair", (engine) => {
 
     expect(row.status).toBe("stopped");
     expect((await observe(agent, deployed.id))?.state).not.toBe("running");
-    expect(await reasonsSince(deployed.id, mark)).toContain("UnexpectedlyRunning");
+    expect(await transitionsSince(deployed.id, mark)).toEqual(["stopped → stopping UnexpectedlyRunning", "stopping → stopped ContainerStopped"]);
     await expectQuietPass();
   });
 
@@ -133,7 +134,7 @@ describeWithEngine("reconciler drift repair", (engine) => {
     expect(observation?.generation).toBe(row.spec_generation);
     expect(observation?.container_id).not.toBe(deployed.container_id);
     expect(row.status).toBe("running");
-    expect(await reasonsSince(deployed.id, mark)).toContain("SpecChanged");
+    expect(await transitionsSince(deployed.id, mark)).toEqual(["running → deploying SpecChanged", "deploying → running ContainerRunning"]);
     await expectQuietPass();
   });
 
@@ -206,7 +207,8 @@ describeWithEngine("reconciler drift repair", (engine) => {
 
     expect(row.status).toBe("running");
     expect((await observe(agent, deployed.id))?.state).toBe("running");
-    expect(await reasonsSince(deployed.id, mark)).toContain("StuckTransition");
+    // The row already shows `starting`, so the only event of the repair carries the cause.
+    expect(await transitionsSince(deployed.id, mark)).toEqual(["starting → running StuckTransition"]);
     await expectQuietPass();
   });
 

@@ -83,7 +83,7 @@ const CASES: Case[] = [
   // Desired running.
   { name: "container missing", row: {}, observation: null, expected: "repair deploy ContainerMissing" },
   { name: "container exited", row: {}, observation: EXITED, expected: "repair start ContainerExited" },
-  { name: "container created not started", row: {}, observation: observed({ state: "created" }), expected: "repair start ContainerExited" },
+  { name: "container created not started", row: {}, observation: observed({ state: "created" }), expected: "repair start ContainerNotStarted" },
   { name: "exited while backing off", row: { restart_attempts: 1, next_attempt_at: secondsAgo(-30) }, observation: EXITED, expected: "wait backing_off" },
   { name: "exited after back-off", row: { restart_attempts: 1, next_attempt_at: secondsAgo(1) }, observation: EXITED, expected: "repair start ContainerExited" },
   { name: "exited at restart limit", row: { restart_attempts: 3 }, observation: EXITED, expected: "repair give_up CrashLoop" },
@@ -103,6 +103,15 @@ const CASES: Case[] = [
   { name: "container replaced", row: { recorded_container_id: "c0" }, observation: observed(), expected: "set_status running Adopted" },
   { name: "first container recorded", row: { recorded_container_id: null }, observation: observed(), expected: "in_sync" },
   { name: "stopped row runs", row: { status: "stopped" }, observation: observed(), expected: "set_status running ContainerRunning" },
+
+  // Failed because another program uses the host port.
+  { name: "port in use moves port", row: { status: "failed", status_reason_code: "PortInUse" }, observation: observed({ state: "created" }), expected: "repair move_port PortInUse" },
+  { name: "port in use without container", row: { status: "failed", status_reason_code: "PortInUse" }, observation: null, expected: "repair move_port PortInUse" },
+  { name: "port in use outdated container", row: { status: "failed", status_reason_code: "PortInUse", spec_generation: 3 }, observation: observed({ state: "created" }), expected: "repair move_port PortInUse" },
+  { name: "port in use backing off", row: { status: "failed", status_reason_code: "PortInUse", restart_attempts: 1, next_attempt_at: secondsAgo(-30) }, observation: observed({ state: "created" }), expected: "wait backing_off" },
+  { name: "port in use after back-off", row: { status: "failed", status_reason_code: "PortInUse", restart_attempts: 2, next_attempt_at: secondsAgo(1) }, observation: observed({ state: "created" }), expected: "repair move_port PortInUse" },
+  { name: "port in use at limit", row: { status: "failed", status_reason_code: "PortInUse", restart_attempts: 3 }, observation: observed({ state: "created" }), expected: "wait terminal" },
+  { name: "port in use runs again", row: { status: "failed", status_reason_code: "PortInUse" }, observation: observed(), expected: "set_status running ContainerRunning" },
 
   // Desired stopped.
   { name: "unexpectedly running", row: { status: "stopped", desired_state: "stopped" }, observation: observed(), expected: "repair stop UnexpectedlyRunning" },

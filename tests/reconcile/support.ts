@@ -5,13 +5,13 @@ import { DockerEngine, createLogger as createAgentLogger, loadConfig, serveAgent
 import { LABEL_TOOLBOX_ID, type InstanceObservation } from "../../packages/shared/src/index.ts";
 import { freePort } from "../../stack/net.ts";
 import { deriveAgentToken } from "../../supabase/functions/_shared/agent-token.ts";
-import { createAgentClientFactory } from "../../supabase/functions/_shared/agents.ts";
+import { createAgentClientFactory, type AgentClientFactory } from "../../supabase/functions/_shared/agents.ts";
 import { createDtmaClient } from "../../supabase/functions/_shared/dtma-client.ts";
 import { createInstanceDriver, type InstanceDriver } from "../../supabase/functions/_shared/driver.ts";
 import { createLogger } from "../../supabase/functions/_shared/log.ts";
 import { parseReconcileConfig } from "../../supabase/functions/_shared/reconcile/config.ts";
 import { createReconcilePass, type ReconcilePass } from "../../supabase/functions/_shared/reconcile/pass.ts";
-import { createReconcileStore } from "../../supabase/functions/_shared/reconcile/store.ts";
+import { createReconcileStore, type ReconcileStore } from "../../supabase/functions/_shared/reconcile/store.ts";
 import { createRegistry, type InstanceRow, type Registry, type ToolboxRow } from "../../supabase/functions/_shared/registry.ts";
 import { removeLabeledContainers, type TestEngine } from "../support/engine.ts";
 
@@ -38,15 +38,30 @@ export interface Reconciler {
   logLines: string[];
 }
 
+/** Wrappers that let a test act between two steps of a pass, such as after an inventory fetch. */
+export interface PassSeams {
+  /** Wraps the agent clients of the pass; the driver's own clients stay unwrapped. */
+  wrapAgents?: (agents: AgentClientFactory) => AgentClientFactory;
+  wrapStore?: (store: ReconcileStore) => ReconcileStore;
+}
+
 /** Builds the reconciler as the reconcile function does, on the test database, with captured logs. */
-export function createReconciler(sql: Sql, env: Record<string, string> = {}): Reconciler {
+export function createReconciler(sql: Sql, env: Record<string, string> = {}, seams: PassSeams = {}): Reconciler {
   const logLines: string[] = [];
   const logger = createLogger({}, (line) => logLines.push(line));
   const registry = createRegistry(sql);
   const agents = createAgentClientFactory({ tokenSecret: AGENT_TOKEN_SECRET, timeoutMs: 5_000, allowPrivateAddresses: true });
   const driver = createInstanceDriver({ registry, agents, leaseTtlSeconds: 30, logger });
   const config = parseReconcileConfig({ ...TEST_RECONCILE_ENV, ...env });
-  const pass = createReconcilePass({ store: createReconcileStore(sql), registry, driver, agents, config, logger });
+  const store = createReconcileStore(sql);
+  const pass = createReconcilePass({
+    store: seams.wrapStore?.(store) ?? store,
+    registry,
+    driver,
+    agents: seams.wrapAgents?.(agents) ?? agents,
+    config,
+    logger,
+  });
   return { registry, driver, pass, logLines };
 }
 

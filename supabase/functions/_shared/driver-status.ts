@@ -77,7 +77,8 @@ export interface Settled {
 /**
  * Returns the status an observation settles on: `running` for a running container, `stopped`
  * for a stopped one that should be stopped, and `failed` with the exit code for one that should
- * run but does not. `observation` null means no container exists.
+ * run but does not (ContainerNotStarted for one that was created and never started).
+ * `observation` null means no container exists.
  */
 export function settledStatus(desired: DesiredState, observation: InstanceObservation | null): Settled {
   if (desired === "removed") return { status: "removed", reasonCode: "ContainerRemoved", message: "Container removed." };
@@ -88,11 +89,13 @@ export function settledStatus(desired: DesiredState, observation: InstanceObserv
     const message = observation === null ? "No container exists, so nothing runs." : "Container stopped.";
     return { status: "stopped", reasonCode: "ContainerStopped", message };
   }
-  return { status: "failed", reasonCode: "ContainerExited", message: exitMessage(observation) };
+  const reasonCode: ReasonCode = observation?.state === "created" ? "ContainerNotStarted" : "ContainerExited";
+  return { status: "failed", reasonCode, message: exitMessage(observation) };
 }
 
 function exitMessage(observation: InstanceObservation | null): string {
   if (observation === null) return "The container should run but none exists.";
+  if (observation.state === "created") return "The container should run but was never started.";
   const code = observation.exit_code === null ? "" : ` with exit code ${observation.exit_code}`;
   const oom = observation.oom_killed ? " after running out of memory" : "";
   return `The container should run but is ${observation.state}${code}${oom}.`;

@@ -1,5 +1,6 @@
 import type { EventActor, InstanceObservation, ReasonCode } from "@berth/shared";
 import type { AgentClientFactory } from "./agents.ts";
+import { performAction, type Step } from "./driver-actions.ts";
 import { AgentCallError, type DtmaClient } from "./dtma-client.ts";
 import {
   actionFor,
@@ -14,7 +15,6 @@ import {
 import { ApiError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { InstanceRow, Registry, ToolboxRow } from "./registry.ts";
-import { loadEnsureRequest } from "./spec.ts";
 
 export type { DriveAction } from "./driver-status.ts";
 
@@ -22,18 +22,21 @@ export type { DriveAction } from "./driver-status.ts";
  * Drives one instance towards its intent under a lease: claim the lease, show a transitional
  * status, call the agent, record the observation, set the final status with its reason,
  * release. The user API and the reconciler share it; they differ in actor and reason codes.
+ * The transitional status carries the cause (the request, or the drift a repair found) and the
+ * final status the outcome, such as ContainerRunning.
  *
  * Outcomes:
  * - `done`: the agent call succeeded and the row has its final status.
  * - `in_progress`: an agent call timed out, so its outcome is unknown. The row keeps the
  *   transitional status and the lease is left to expire; the reconciler finishes the job.
  * - `failed`: the agent rejected the request or could not be reached. For instance-level
- *   rejections (`image_not_found`, `port_in_use` after one retry, `invalid_request`) the row is
- *   `failed`. For agent-level failures (unreachable, 5xx, 401, invalid response) the row keeps
- *   its transitional status with reason `AgentError`, so the reconciler drives it again.
- *   Either way the lease is released.
+ *   rejections (`image_not_found`, `invalid_request`, and `port_in_use` once the instance moved
+ *   host ports MAX_PORT_MOVES times) the row is `failed`. For agent-level failures (unreachable,
+ *   5xx, 401, invalid response) the row keeps its transitional status with reason `AgentError`,
+ *   so the reconciler drives it again. Either way the lease is released.
  *
  * A 409 `lease_held` from the first claim propagates: another operation is driving the instance.
+ * So does a 409 `version_conflict` when `expectedVersion` is set and the row moved past it.
  */
 export interface DriveRequest {
   action: DriveAction;
@@ -43,8 +46,16 @@ export interface DriveRequest {
   /** Reason recorded with the transitional status, such as `StartRequested` or `ContainerExited`. */
   reason: ReasonCode;
   message?: string;
-  /** Reason of the final status when the agent succeeds, instead of ContainerRunning, ContainerStopped or ContainerRemoved. */
-  successReason?: ReasonCode;
+  /**
+   * Puts `reason` on the final status as well when the step writes no transitional status (the
+   * row already shows it, or none is reachable), so the step's only event names the cause.
+   * Otherwise the final status carries the outcome, such as ContainerRunning.
+   */
+  reasonWithoutTransition?: boolean;
+  /** Version the caller planned from. The first lease claim raises `version_conflict` once the row moved past it. */
+  expectedVersion?: number;
+  /** For `deploy`: move the instance to another free host port before sending the spec, for one that failed with PortInUse. */
+  movePort?: boolean;
   /** Runs once the first lease is held, before any agent call, for bookkeeping such as record_restart_attempt. */
   onLeased?: (instance: InstanceRow, nonce: string) => Promise<void>;
 }
@@ -94,7 +105,15 @@ async function driveSteps(deps: DriverDependencies, client: DtmaClient, log: Log
     // A spec change recorded meanwhile (a new secret value, say) needs the whole spec sent again.
     const specCurrent = next.observed_generation === next.spec_generation;
     const action = specCurrent || next.desired_state === "removed" ? actionFor(next.desired_state) : "deploy";
-    const followUpRequest: DriveRequest = { ...request, action, reason: REQUEST_REASON[next.desired_state], message: undefined, onLeased: undefined };
+    const followUpRequest: DriveRequest = {
+      ...request,
+      action,
+      reason: REQUEST_REASON[next.desired_state],
+      message: undefined,
+      onLeased: undefined,
+      expectedVersion: undefined,
+      movePort: false,
+    };
     try {
       result = await runStep(deps, client, log, instance.id, followUpRequest);
     } catch (error) {
@@ -123,23 +142,25 @@ interface StepResult {
   drivenGeneration: number;
 }
 
-/** Everything one step needs after the lease is claimed. */
-interface Step {
-  deps: DriverDependencies;
-  client: DtmaClient;
-  log: Logger;
-  request: DriveRequest;
-  action: DriveAction;
-  nonce: string;
-  row: InstanceRow;
-  drivenGeneration: number;
-}
-
 async function runStep(deps: DriverDependencies, client: DtmaClient, log: Logger, instanceId: string, request: DriveRequest): Promise<StepResult> {
-  const claimed = await deps.registry.claimInstanceLease(instanceId, request.holder, deps.leaseTtlSeconds);
+  const claimed = request.expectedVersion === undefined
+    ? await deps.registry.claimInstanceLease(instanceId, request.holder, deps.leaseTtlSeconds)
+    : await deps.registry.claimInstanceLeaseAtVersion(instanceId, request.expectedVersion, request.holder, deps.leaseTtlSeconds);
   const action = alignAction(request.action, claimed);
   const reason = action === request.action ? request.reason : REQUEST_REASON[claimed.desired_state];
-  const step: Step = { deps, client, log, request, action, nonce: claimed.lease_nonce ?? "", row: claimed, drivenGeneration: claimed.generation };
+  const step: Step = {
+    deps,
+    client,
+    log,
+    request,
+    action,
+    nonce: claimed.lease_nonce ?? "",
+    row: claimed,
+    drivenGeneration: claimed.generation,
+    cause: reason,
+    causeShown: false,
+    portMoves: [],
+  };
 
   try {
     await request.onLeased?.(claimed, step.nonce);
@@ -156,6 +177,7 @@ async function enterTransitional(step: Step, reason: ReasonCode, message: string
   const status = transitionalStatus(step.action, step.row.status);
   if (status === null) return;
 
+  step.causeShown = status !== step.row.status;
   step.row = await step.deps.registry.setInstanceStatus(step.nonce, {
     instanceId: step.row.id,
     status,
@@ -177,86 +199,6 @@ async function callAgent(step: Step): Promise<DriveResult> {
   }
 }
 
-interface ActionOutcome {
-  observation: InstanceObservation | null;
-  /** Reason of the final status when it differs from the default for the observation. */
-  reasonCode?: ReasonCode;
-  message?: string;
-}
-
-async function performAction(step: Step): Promise<ActionOutcome> {
-  const id = step.row.id;
-  switch (step.action) {
-    case "deploy":
-      return { observation: await ensureWithPortRetry(step) };
-    case "start":
-      return withMissingContainer(step, () => step.client.start(id));
-    case "restart":
-      return withMissingContainer(step, () => step.client.restart(id));
-    case "stop":
-      return stopContainer(step);
-    case "remove":
-      await step.client.remove(id);
-      return { observation: null };
-  }
-}
-
-/**
- * Runs a start or restart. The agent returns 404 `instance_not_found` when the container is
- * gone (removed by hand, host rebuilt). The row's spec then recreates it, reason `ContainerMissing`.
- */
-async function withMissingContainer(step: Step, call: () => Promise<InstanceObservation>): Promise<ActionOutcome> {
-  try {
-    return { observation: await call() };
-  } catch (error) {
-    if (!isRejection(error, "instance_not_found")) throw error;
-    step.log.info("container missing on the host, recreating it from the spec", { action: step.action });
-    await renewLease(step);
-    const observation = await ensureWithPortRetry(step);
-    return { observation, reasonCode: "ContainerMissing", message: "The container was missing on the host and was recreated from the spec." };
-  }
-}
-
-/** Stops the container. A missing container already is the state a stop requests. */
-async function stopContainer(step: Step): Promise<ActionOutcome> {
-  try {
-    return { observation: await step.client.stop(step.row.id) };
-  } catch (error) {
-    if (!isRejection(error, "instance_not_found")) throw error;
-    return { observation: null };
-  }
-}
-
-/**
- * Sends the spec (PUT). On `port_in_use` the instance moves to another free host port of its
- * toolbox, which is a spec change, and the spec is sent once more. A second `port_in_use` fails
- * the step. On `conflict` (the host runs a newer generation than the row) the container is adopted.
- */
-async function ensureWithPortRetry(step: Step): Promise<InstanceObservation> {
-  try {
-    return await step.client.ensure(step.row.id, await loadEnsureRequest(step.deps.registry, step.row));
-  } catch (error) {
-    if (isRejection(error, "conflict")) return adoptObservation(step, error as AgentCallError);
-    if (!isRejection(error, "port_in_use")) throw error;
-
-    const previousPort = step.row.host_port;
-    step.row = await step.deps.registry.reallocateHostPort(step.row.id, step.nonce);
-    step.drivenGeneration += 1;
-    step.log.warn("host port in use on the host, moved the instance to another port", { previous_host_port: previousPort, host_port: step.row.host_port });
-    await renewLease(step);
-    return step.client.ensure(step.row.id, await loadEnsureRequest(step.deps.registry, step.row));
-  }
-}
-
-/** Takes the observation of the container the host already runs, from the agent's inventory. */
-async function adoptObservation(step: Step, conflict: AgentCallError): Promise<InstanceObservation> {
-  const inventory = await step.client.inventory();
-  const observation = inventory.instances.find((candidate) => candidate.instance_id.toLowerCase() === step.row.id.toLowerCase());
-  if (observation === undefined) throw conflict;
-  step.log.info("adopted the container the host runs", { container_id: observation.container_id, generation: observation.generation });
-  return observation;
-}
-
 /** Records the observation, sets the final status and releases the lease. */
 async function settle(step: Step, observation: InstanceObservation | null, reasonCode?: ReasonCode, message?: string): Promise<DriveResult> {
   const registry = step.deps.registry;
@@ -264,9 +206,10 @@ async function settle(step: Step, observation: InstanceObservation | null, reaso
 
   const settled = settledStatus(step.action === "remove" ? "removed" : step.row.desired_state, observation);
   const useOverride = settled.status !== "failed";
+  const unshownCause = step.request.reasonWithoutTransition && !step.causeShown ? step.cause : undefined;
   const final: Settled = {
     status: reachableStatus(step.row.status, settled.status),
-    reasonCode: useOverride ? (reasonCode ?? step.request.successReason ?? settled.reasonCode) : settled.reasonCode,
+    reasonCode: useOverride ? (reasonCode ?? unshownCause ?? settled.reasonCode) : settled.reasonCode,
     message: useOverride && message !== undefined ? message : settled.message,
   };
 
@@ -275,14 +218,16 @@ async function settle(step: Step, observation: InstanceObservation | null, reaso
   return { outcome: "done", instance: withoutLease(step.row) };
 }
 
+/** Writes the final status. Its event lists the host ports the step moved through, if any. */
 async function writeFinalStatus(step: Step, final: Settled, extra: Record<string, unknown> = {}): Promise<InstanceRow> {
+  const moves = step.portMoves.length === 0 ? {} : { host_port_moves: step.portMoves };
   return step.deps.registry.setInstanceStatus(step.nonce, {
     instanceId: step.row.id,
     status: final.status,
     reasonCode: final.reasonCode,
     message: final.message,
     actor: step.request.actor,
-    details: { action: step.action, ...extra },
+    details: { action: step.action, ...moves, ...extra },
   });
 }
 
@@ -306,11 +251,18 @@ async function handleAgentFailure(step: Step, error: AgentCallError): Promise<Dr
   const rejection = error.failure === "rejected" && error.agentCode !== undefined ? INSTANCE_REJECTIONS[error.agentCode] : undefined;
   const final: Settled = rejection === undefined
     ? { status: step.row.status, reasonCode: "AgentError", message: truncate(error.message) }
-    : { status: reachableStatus(step.row.status, "failed"), reasonCode: rejection, message: truncate(error.message) };
+    : { status: reachableStatus(step.row.status, "failed"), reasonCode: rejection, message: truncate(failureMessage(step, error)) };
 
   step.row = await writeFinalStatus(step, final, { agent_code: error.agentCode ?? error.failure });
   await step.deps.registry.releaseInstanceLease(step.row.id, step.nonce);
   return { outcome: "failed", instance: withoutLease(step.row), error: apiErrorFor(error) };
+}
+
+/** Returns the agent's message, plus the host ports tried when the step moved the instance. */
+function failureMessage(step: Step, error: AgentCallError): string {
+  if (step.portMoves.length === 0) return error.message;
+  const tried = [step.portMoves[0]!.from, ...step.portMoves.map((move) => move.to)];
+  return `${error.message} Host ports tried: ${tried.join(", ")}.`;
 }
 
 /** Maps an agent failure to the error the API returns for it. */
@@ -320,22 +272,12 @@ function apiErrorFor(error: AgentCallError): ApiError {
   return new ApiError("agent_error", error.message, { failure: error.failure, agent_code: error.agentCode ?? null, agent_status: error.httpStatus ?? null });
 }
 
-/** Claims the lease again before another agent call, so a long step does not outlive it. */
-async function renewLease(step: Step): Promise<void> {
-  const renewed = await step.deps.registry.claimInstanceLease(step.row.id, step.request.holder, step.deps.leaseTtlSeconds);
-  step.nonce = renewed.lease_nonce ?? step.nonce;
-}
-
 async function releaseQuietly(step: Step): Promise<void> {
   try {
     await step.deps.registry.releaseInstanceLease(step.row.id, step.nonce);
   } catch (error) {
     step.log.warn("could not release the lease after a failed step; it expires on its own", { error: String(error) });
   }
-}
-
-function isRejection(error: unknown, agentCode: string): boolean {
-  return error instanceof AgentCallError && error.failure === "rejected" && error.agentCode === agentCode;
 }
 
 /** Shortens an agent message for status_reason, whose column allows at most 4096 characters. */

@@ -6,10 +6,9 @@ import type { InstanceObservation } from "@berth/shared";
 /**
  * Behaviour of the fake agent. `ok` follows the agent contract with containers kept in memory.
  * `hang` accepts requests and never responds. `error500` fails every call with 500.
- * `image_not_found` rejects every PUT. `port_in_use_once` rejects the next PUT, start or
- * restart with `port_in_use` and then behaves like `ok`.
+ * `image_not_found` rejects every PUT.
  */
-export type FakeAgentMode = "ok" | "hang" | "error500" | "image_not_found" | "port_in_use_once";
+export type FakeAgentMode = "ok" | "hang" | "error500" | "image_not_found";
 
 export interface RecordedRequest {
   method: string;
@@ -33,13 +32,15 @@ export interface FakeAgent {
   mode: FakeAgentMode;
   /** Delay before every response, in milliseconds. */
   delayMs: number;
+  /** PUT, start and restart calls still to reject with `port_in_use`, as if every requested host port were taken. */
+  portInUseCount: number;
   requests: RecordedRequest[];
   containers: Map<string, FakeContainer>;
   close(): Promise<void>;
 }
 
 export async function startFakeAgent(): Promise<FakeAgent> {
-  const agent = { mode: "ok", delayMs: 0, requests: [], containers: new Map() } as unknown as FakeAgent;
+  const agent = { mode: "ok", delayMs: 0, portInUseCount: 0, requests: [], containers: new Map() } as unknown as FakeAgent;
   let containerCount = 0;
   const nextContainerId = () => `fake${String((containerCount += 1)).padStart(60, "0")}`;
 
@@ -84,8 +85,8 @@ function route(agent: FakeAgent, method: string, path: string, body: any, nextCo
   if (match === null) return { status: 404, body: errorOf("not_found", `no route for ${method} ${path}`) };
   const [, id = "", action] = match;
 
-  if (agent.mode === "port_in_use_once" && (method === "PUT" || action === "start" || action === "restart")) {
-    agent.mode = "ok";
+  if (agent.portInUseCount > 0 && (method === "PUT" || action === "start" || action === "restart")) {
+    agent.portInUseCount -= 1;
     return { status: 409, body: errorOf("port_in_use", "the host port is already in use") };
   }
   if (method === "PUT") return ensure(agent, id, body, nextContainerId);

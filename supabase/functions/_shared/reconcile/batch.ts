@@ -10,6 +10,10 @@ import type { PlanPolicy, PlannedInstance, PlannedOrphan } from "./types.ts";
  * One batch of a pass. It fetches every inventory once, then records them and reads intent in
  * one statement. It plans, applies status-only changes in one statement and runs the repairs
  * with bounded concurrency. Last, one statement releases the toolboxes and records each contact.
+ *
+ * An inventory may be older than a row it covers: a user's stop can finish between the fetch
+ * and the record. Such rows are deferred to the next pass by the record statement, and every
+ * write of the plan checks the row version the plan was made from.
  */
 
 export interface BatchContext extends RepairContext {
@@ -69,7 +73,8 @@ function observationKey(toolboxId: string, instanceId: string): string {
 }
 
 function countPlan(planned: PlannedInstance[], orphans: PlannedOrphan[], recorded: RecordedBatch, counts: ReconcileCounts): void {
-  counts.instances_checked += recorded.quiet + recorded.instances.length;
+  counts.instances_checked += recorded.quiet + recorded.deferred + recorded.instances.length;
+  counts.instances_skipped += recorded.deferred;
   for (const { decision } of planned) {
     if (isDrift(decision)) counts.drift_found += 1;
     if (decision.kind === "wait" && (decision.why === "leased" || decision.why === "backing_off")) counts.instances_skipped += 1;
@@ -119,7 +124,7 @@ async function runRepairs(
       const row = rows.get(entry.instance.id);
       if (row === undefined || entry.decision.kind !== "repair") return Promise.resolve<RepairOutcome>("skipped");
       const evidence = { observation: entry.observation, recordedExitCode: entry.instance.recorded_exit_code };
-      return repairInstance(context, row, toolboxes.get(entry.instance.toolbox_id)!, entry.decision, evidence);
+      return repairInstance(context, row, toolboxes.get(entry.instance.toolbox_id)!, entry.decision, evidence, entry.instance.version);
     }),
     ...removals.map((entry) => () => removeOrphan(context, toolboxes.get(entry.orphan.toolbox_id)!, entry.orphan)),
   ];

@@ -122,24 +122,46 @@ function planExited(facts: Facts): Decision {
   if (instance.next_attempt_at !== null && Date.parse(instance.next_attempt_at) > facts.now) {
     return { kind: "wait", why: "backing_off", drift: true };
   }
-  const reason: ReasonCode = facts.stuck ? "StuckTransition" : "ContainerExited";
-  return repair("start", reason, `Desired running but the container is ${observation!.state}${exitSuffix(observation!)}; starting it.`);
+  return repair("start", startReason(facts), `Desired running but the container is ${observation!.state}${exitSuffix(observation!)}; starting it.`);
+}
+
+function startReason(facts: Facts): ReasonCode {
+  if (facts.stuck) return "StuckTransition";
+  return facts.observation!.state === "created" ? "ContainerNotStarted" : "ContainerExited";
 }
 
 /**
  * Plans a failed instance, which stays failed until its owner records new intent. A crash loop
  * is final. For another failure, a container that runs again is reported as running, and an exit (the driver
  * marks a container that exits right after its start failed) is restarted under the back-off
- * until the restart limit turns it into CrashLoop.
+ * until the restart limit turns it into CrashLoop. A taken host port gets another port instead.
  */
 function planFailed(facts: Facts): Decision {
   const { observation } = facts;
 
   if (facts.instance.status_reason_code === "CrashLoop") return { kind: "wait", why: "terminal", drift: false };
+  const runsCurrentSpec = facts.running && !facts.outdated;
+  if (facts.instance.status_reason_code === "PortInUse" && !runsCurrentSpec) return planPortInUse(facts);
   if (observation === null || facts.outdated) return { kind: "wait", why: "terminal", drift: false };
   if (facts.engineRestarts >= facts.policy.maxRestartAttempts) return engineCrashLoop(facts);
   if (facts.running) return settle(facts, "running");
   return planExited(facts);
+}
+
+/**
+ * Plans an instance that failed because another program uses its host port. Starting it
+ * again would try the same port, so the repair moves it to another free port and sends the
+ * spec. The attempts share the restart back-off and limit, and past the limit the instance
+ * stays failed until its owner records new intent.
+ */
+function planPortInUse(facts: Facts): Decision {
+  const { instance } = facts;
+
+  if (instance.restart_attempts >= facts.policy.maxRestartAttempts) return { kind: "wait", why: "terminal", drift: false };
+  if (instance.next_attempt_at !== null && Date.parse(instance.next_attempt_at) > facts.now) {
+    return { kind: "wait", why: "backing_off", drift: true };
+  }
+  return repair("move_port", "PortInUse", "Failed because its host port is in use on the host; moving it to another free host port.");
 }
 
 /** Desired stopped: a container may exist at the spec generation but must not run. */

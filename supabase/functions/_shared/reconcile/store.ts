@@ -27,6 +27,11 @@ export interface RecordedBatch {
   written: number;
   /** Live instances the statement found in sync and left out of `instances`. */
   quiet: number;
+  /**
+   * Live instances written at or after their toolbox was claimed, so possibly after its
+   * inventory was fetched. Nothing was recorded on them, and they are left out of `instances`.
+   */
+  deferred: number;
   /** Every other live instance of the batch, for the plan. */
   instances: ReconcileInstance[];
   orphans: OrphanSighting[];
@@ -130,6 +135,7 @@ interface RawRecordedBatch {
   held: string[];
   written: number;
   quiet: number;
+  deferred: number;
   instances: ReconcileInstance[];
   orphans: OrphanSighting[];
 }

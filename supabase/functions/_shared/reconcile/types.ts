@@ -54,9 +54,10 @@ export interface PlanPolicy {
 
 /**
  * Agent work that repairs drift. `deploy` sends the whole spec (PUT), which recreates a missing
- * or outdated container; `give_up` reads the logs and marks the instance failed.
+ * or outdated container; `move_port` moves the instance to another free host port first;
+ * `give_up` reads the logs and marks the instance failed.
  */
-export type RepairAction = "deploy" | "start" | "stop" | "remove" | "give_up";
+export type RepairAction = "deploy" | "move_port" | "start" | "stop" | "remove" | "give_up";
 
 /** Reason a pass leaves an instance alone for now. */
 export type WaitReason = "leased" | "in_progress" | "backing_off" | "terminal" | "unrecognised_state";
