@@ -93,7 +93,9 @@ async function deploy(berth: BerthClient, env: Record<string, string>, image: st
 
 async function useMcpServer(instance: InstanceResponse): Promise<void> {
   narrate("Connect with the MCP SDK client and list the server's tools");
-  const tools = await waitUntil("the MCP server to answer tools/list", () => listMcpTools(instance.endpoint), { timeoutMs: 30_000, intervalMs: 500 });
+  const endpoint = instance.endpoint;
+  if (endpoint === null) throw new Error(`instance ${instance.id} has no MCP endpoint while ${instance.status}`);
+  const tools = await waitUntil("the MCP server to answer tools/list", () => listMcpTools(endpoint), { timeoutMs: 30_000, intervalMs: 500 });
   say(`${tools.length} tools: ${tools.slice(0, 6).join(", ")}${tools.length > 6 ? ", ..." : ""}`);
 }
 
@@ -139,7 +141,7 @@ async function sabotage(berth: BerthClient, docker: ReturnType<typeof createDock
     return current.status === "running" && current.container_id !== before.container_id && current.container_id ? current : undefined;
   }, { timeoutMs: 90_000, intervalMs: 1_000, onPoll: () => process.stdout.write(dots++ === 0 ? "      ." : ".") });
   if (dots > 0) process.stdout.write("\n");
-  say(`recreated as container ${short(repaired.container_id)}, reason ${repaired.status_reason_code ?? "none"}`);
+  say(`recreated as container ${short(repaired.container_id)}, now ${repaired.status} (${repaired.status_reason_code ?? "no reason"}); the events below name the cause`);
 }
 
 async function printEvents(sql: postgres.Sql, instance: InstanceResponse): Promise<void> {

@@ -82,7 +82,9 @@ describeWithEngine("end to end on a real MCP server", (engine) => {
     const firstContainer = deployed.container_id;
     expect(firstContainer).not.toBeNull();
 
-    const tools = await waitUntil("tools/list on the reported endpoint", () => listMcpTools(deployed.endpoint), { timeoutMs: 30_000, intervalMs: 500 });
+    const endpoint = deployed.endpoint;
+    expect(endpoint).not.toBeNull();
+    const tools = await waitUntil("tools/list on the reported endpoint", () => listMcpTools(endpoint!), { timeoutMs: 30_000, intervalMs: 500 });
     expect(tools).toContain("echo");
 
     // The agent forgets nothing it did not keep: after SIGKILL a new process finds the container.
@@ -124,6 +126,7 @@ describeWithEngine("end to end on a real MCP server", (engine) => {
       return current?.status === "removed" ? current : undefined;
     }, { timeoutMs: 30_000 });
     expect(removed.status).toBe("removed");
+    expect(removed.endpoint).toBeNull();
 
     const left = await engine.docker.listContainers({ all: true, filters: { name: [containerNameFor(deployed.id)] } });
     expect(left).toHaveLength(0);

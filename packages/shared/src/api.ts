@@ -137,7 +137,9 @@ export type InstanceDeployRequest = z.infer<typeof InstanceDeployRequest>;
 /**
  * An instance as the API returns it: spec, intent, lifecycle status with its reason, the last
  * observation of its container and the `endpoint` URL of its MCP server
- * (`http://<agent host>:<host_port><mcp_path>`). Secret values never appear, only `secret_names`.
+ * (`http://<agent host>:<host_port><mcp_path>`). `endpoint` is null once the instance is
+ * removed, because its host port is free for another instance; `host_port` then is the port it
+ * last held. Secret values never appear, only `secret_names`.
  */
 export const InstanceResponse = z.object({
   id: ResourceId,
@@ -151,7 +153,7 @@ export const InstanceResponse = z.object({
   host_port: PortNumber,
   mcp_transport: z.string(),
   mcp_path: z.string(),
-  endpoint: z.string(),
+  endpoint: z.string().nullable(),
   desired_state: DesiredState,
   generation: z.int(),
   spec_generation: z.int(),

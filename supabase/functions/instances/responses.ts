@@ -57,9 +57,11 @@ export function eventResponse(row: InstanceEventRow): InstanceEvent {
 
 /**
  * Returns the MCP endpoint: the agent's host name with the instance's host port and path. The
- * agent publishes container ports on the host it runs on, over plain HTTP.
+ * agent publishes container ports on the host it runs on, over plain HTTP. A removed instance
+ * has none, because its host port may already belong to another instance.
  */
-export function endpointOf(row: Pick<InstanceRow, "host_port" | "mcp_path">, toolbox: Pick<ToolboxRow, "agent_url">): string {
+export function endpointOf(row: Pick<InstanceRow, "host_port" | "mcp_path" | "status">, toolbox: Pick<ToolboxRow, "agent_url">): string | null {
+  if (row.status === "removed") return null;
   const host = new URL(toolbox.agent_url).hostname;
   return `http://${host}:${row.host_port}${row.mcp_path}`;
 }

@@ -8,7 +8,7 @@ export function instancesTable(instances: InstanceResponse[], now: Date): string
     instance.name,
     statusWithReason(instance),
     instance.image,
-    instance.endpoint,
+    instance.endpoint ?? "-",
     shortId(instance.toolbox_id),
     relativeTime(instance.status_changed_at, now),
   ]);
@@ -63,7 +63,7 @@ export function instanceDetails(instance: InstanceResponse, now: Date): string {
     ["status", statusWithReason(instance)],
     ["desired", instance.desired_state],
     ["image", instance.image],
-    ["endpoint", instance.endpoint],
+    ["endpoint", instance.endpoint ?? "-"],
     ["toolbox", instance.toolbox_id],
     ["changed", relativeTime(instance.status_changed_at, now)],
   ];
