@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -65,6 +66,25 @@ describeWithEngine("reconciler with a crash loop", (engine) => {
 
   afterAll(async () => {
     await agent?.cleanup();
+  });
+
+  test("crash log tail hides secrets", async () => {
+    const { sql } = getDb();
+    // http-echo prints an invalid ECHO_EXIT_CODE before it exits, so the secret reaches the log.
+    const secret = `leaky-${randomUUID()}`;
+    const deployed = await deployInstance(reconciler, agent, ownerId, { name: "leaky-crasher", image, secrets: { ECHO_EXIT_CODE: secret } });
+
+    await waitFor("the instance is failed with CrashLoop", async () => {
+      ReconcileResponse.parse(await reconciler.pass.run());
+      const row = await reconciler.registry.getInstance(deployed.id);
+      return row?.status === "failed" && row.status_reason_code === "CrashLoop" ? row : undefined;
+    }, 45_000);
+    const verdict = (await eventsSince(sql, deployed.id, 0)).filter((event) => event.reason_code === "CrashLoop");
+
+    expect(verdict).toHaveLength(1);
+    expect(String(verdict[0]!.details.log_tail)).toContain("invalid ECHO_EXIT_CODE");
+    expect(String(verdict[0]!.details.log_tail)).toContain("[redacted]");
+    expect(JSON.stringify(verdict[0]!.details)).not.toContain(secret);
   });
 
   test("exiting container ends failed", async () => {

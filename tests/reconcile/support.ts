@@ -123,6 +123,7 @@ export interface DeployOptions {
   name: string;
   image: string;
   env?: Record<string, string>;
+  secrets?: Record<string, string>;
   desiredState?: "running" | "stopped";
 }
 
@@ -135,6 +136,7 @@ export async function deployInstance(reconciler: Reconciler, agent: ToolboxAgent
     image: options.image,
     containerPort: 8080,
     env: options.env ?? {},
+    secrets: options.secrets,
     desiredState: options.desiredState ?? "running",
   });
   const result = await reconciler.driver.drive(created, agent.toolbox, {

@@ -2,6 +2,7 @@ import { isTransitionAllowed, type InstanceObservation } from "@berth/shared";
 import type { DtmaClient } from "../dtma-client.ts";
 import type { InstanceRow, ToolboxRow } from "../registry.ts";
 import type { RepairContext, RepairDecision, RepairEvidence, RepairOutcome } from "./repair.ts";
+import { redactSecretValues } from "../redact.ts";
 
 /**
  * The crash-loop verdict: the reconciler's own repair, not the driver's. It reads what the
@@ -159,12 +160,17 @@ function sameRun(current: InstanceObservation, stopped: InstanceObservation): bo
   return current.container_id === stopped.container_id && current.restart_count === stopped.restart_count && current.started_at === stopped.started_at;
 }
 
-/** Returns the container's last log lines as text, or null when the agent cannot give them. */
+/**
+ * Returns the container's last log lines as text, or null when the agent cannot give them.
+ * The tail goes into an event the owner can read and that is never deleted, so the
+ * instance's secret values are replaced first.
+ */
 async function logTail(context: RepairContext, toolbox: ToolboxRow, instanceId: string): Promise<string | null> {
   try {
     const client = await context.clientFor(toolbox);
     const logs = await client.logs(instanceId, context.config.logTailLines);
-    const text = logs.lines.map((line) => line.text).join("\n");
+    const secrets = Object.values(await context.registry.instanceSecretValues(instanceId));
+    const text = redactSecretValues(logs.lines.map((line) => line.text).join("\n"), secrets);
     return text.length > 4000 ? text.slice(text.length - 4000) : text;
   } catch (error) {
     context.logger.warn("could not read the logs of a crash-looping container", { instance_id: instanceId, error: describe(error) });
