@@ -1,7 +1,7 @@
 // `npm run dev:token -- <email>`: creates a user of the local stack when it does not exist and
 // prints an access token for it, so a second user can be tried against the first one's data.
 import path from "node:path";
-import postgres from "postgres";
+import { ensureLocalUser } from "../stack/dev-stack.ts";
 import { mintUserJwt } from "../stack/jwt.ts";
 import { REPO_ROOT } from "../stack/paths.ts";
 import { readEnvFile } from "../stack/walkthrough.ts";
@@ -22,17 +22,8 @@ async function main(): Promise<void> {
   const databaseUrl = env.SUPABASE_DB_URL;
   if (!databaseUrl) throw new Error(`SUPABASE_DB_URL is missing from ${ENV_FILE}: restart \`npm start\``);
 
-  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
-  try {
-    const [user] = await sql<{ id: string }[]>`
-      insert into auth.users (id, email) values (gen_random_uuid(), ${email})
-      on conflict (email) do update set updated_at = now()
-      returning id`;
-    if (!user) throw new Error(`could not create the user ${email}`);
-    process.stdout.write(`${await mintUserJwt(user.id, email)}\n`);
-  } finally {
-    await sql.end();
-  }
+  const userId = await ensureLocalUser(databaseUrl, email);
+  process.stdout.write(`${await mintUserJwt(userId, email)}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -13,7 +13,7 @@ export interface AgentSupervisor {
   url: string;
   /** Process id of the agent running now, or null between a crash and its restart. */
   pid(): number | null;
-  /** Resolves once an agent process other than `previousPid` answers `/healthz`. */
+  /** Resolves once an agent process other than `previousPid` returns 200 on `/healthz`. */
   waitUntilHealthy(options?: { previousPid?: number | null; timeoutMs?: number }): Promise<number>;
   stop(): Promise<void>;
 }
@@ -22,7 +22,7 @@ export interface StartAgentOptions {
   port: number;
   env: Record<string, string>;
   log: (line: string) => void;
-  /** File that holds the running agent's process id, so other tools can find and signal it. */
+  /** File that contains the running agent's process id, so other tools can find and signal it. */
   pidFile?: string;
 }
 
@@ -78,7 +78,7 @@ async function waitForHealthyAgent(url: string, supervisor: AgentSupervisor, opt
     if (pid !== null && pid !== options.previousPid && (await isHealthy(url))) return pid;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`agent at ${url} did not answer /healthz within ${timeoutMs} ms`);
+  throw new Error(`agent at ${url} did not respond on /healthz within ${timeoutMs} ms`);
 }
 
 async function isHealthy(url: string): Promise<boolean> {

@@ -15,20 +15,20 @@ export interface DenoServer {
 }
 
 export interface StartDenoServerOptions {
-  /** The module that calls `Deno.serve`; it is served on 127.0.0.1 at `port` whatever it asks for. */
+  /** The module that calls `Deno.serve`; it is served on 127.0.0.1 at `port`, whatever port it requests. */
   entry: string;
   /** The `deno.json` with the import map for the module. */
   config: string;
   port: number;
   env?: Record<string, string>;
-  /** How long to wait for the port to answer, in milliseconds. */
+  /** How long to wait for the port to accept connections, in milliseconds. */
   readyTimeoutMs?: number;
   onOutput?: (line: string) => void;
 }
 
 /**
- * Serves an edge function module with the real Deno binary from npm and waits until it answers
- * HTTP. Permissions are limited to network, environment and reading files, as on Supabase.
+ * Serves an edge function module with the real Deno binary from npm and waits until it accepts
+ * connections. Permissions are limited to network, environment and reading files, as on Supabase.
  */
 export async function startDenoServer(options: StartDenoServerOptions): Promise<DenoServer> {
   const args = ["run", "--no-prompt", "--allow-net", "--allow-env", "--allow-read", "--config", options.config, SERVE_SHIM, options.entry];

@@ -74,7 +74,7 @@ type Stops = Array<{ name: string; stop: () => Promise<void> }>;
 
 async function startParts(options: DevStackOptions, stops: Stops, stopAll: () => Promise<void>): Promise<DevStack> {
   const db = await startDatabase(options, stops);
-  const devUserId = await ensureDevUser(db.url);
+  const devUserId = await ensureLocalUser(db.url, DEV_USER_EMAIL);
   const secrets = await loadOrCreateDevSecrets(options.stateDir);
   const keys = { anonKey: await mintAnonKey(), serviceRoleKey: await mintServiceRoleKey(), devUserJwt: await mintUserJwt(devUserId, DEV_USER_EMAIL) };
   const dockerHost = await resolveEngine(options, stops);
@@ -133,7 +133,7 @@ async function startDatabase(options: DevStackOptions, stops: Stops): Promise<{ 
   let kind: "embedded" | "external" = "external";
   if (url === undefined) {
     // Under root the embedded server runs as the `postgres` user, which must be able to enter
-    // the state folder; a folder from mkdtemp is private to root.
+    // the state folder. A folder made by mkdtemp is private to root, so it is opened up here.
     await mkdir(options.stateDir, { recursive: true });
     if (process.getuid?.() === 0) await chmod(options.stateDir, 0o755);
 
@@ -154,15 +154,15 @@ async function startDatabase(options: DevStackOptions, stops: Stops): Promise<{ 
   return { url, kind };
 }
 
-/** Creates the local development user on first start and returns its id. */
-async function ensureDevUser(databaseUrl: string): Promise<string> {
+/** Creates a local user with this email when there is none and returns the user's id. */
+export async function ensureLocalUser(databaseUrl: string, email: string): Promise<string> {
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   try {
     const [row] = await sql<{ id: string }[]>`
-      insert into auth.users (id, email) values (gen_random_uuid(), ${DEV_USER_EMAIL})
+      insert into auth.users (id, email) values (gen_random_uuid(), ${email})
       on conflict (email) do update set updated_at = now()
       returning id`;
-    if (!row) throw new Error(`could not create the dev user ${DEV_USER_EMAIL}`);
+    if (!row) throw new Error(`could not create the local user ${email}`);
     return row.id;
   } finally {
     await sql.end();

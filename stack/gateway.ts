@@ -23,7 +23,7 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "up
 /**
  * Serves `/functions/v1/<name>/...` the way Supabase's API gateway does for the local stack:
  * when a function has `verify_jwt`, the request needs a valid project JWT in `Authorization`,
- * then it is forwarded to the function with the path the function sees on Supabase
+ * then it is forwarded to the function with the path the function receives on Supabase
  * (`/<name>/...`).
  */
 export async function startGateway(options: { port: number; host?: string; routes: GatewayRoute[]; jwtSecret: string }): Promise<Gateway> {
@@ -31,7 +31,7 @@ export async function startGateway(options: { port: number; host?: string; route
   const server = http.createServer((request, response) => {
     handle(request, response, routes, options.jwtSecret).catch((error: unknown) => {
       const message = error instanceof Error ? error.message : String(error);
-      sendError(response, "function_unavailable", `function did not answer: ${message}`);
+      sendError(response, "function_unavailable", `function did not respond: ${message}`);
     });
   });
 
@@ -69,7 +69,7 @@ async function handle(request: http.IncomingMessage, response: http.ServerRespon
   await forward(request, response, `${route.upstream}${functionPath}${url.search}`);
 }
 
-/** Returns why the Authorization header is rejected, or undefined when it holds a valid JWT. */
+/** Returns why the Authorization header is rejected, or undefined when it contains a valid JWT. */
 async function checkJwt(authorization: string | undefined, jwtSecret: string): Promise<string | undefined> {
   const token = /^Bearer (.+)$/i.exec(authorization ?? "")?.[1];
   if (!token) return "missing Authorization header with a Bearer JWT";

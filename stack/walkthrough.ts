@@ -21,8 +21,8 @@ export async function listMcpTools(endpoint: string): Promise<string[]> {
 }
 
 /**
- * Polls `probe` until it returns a value other than undefined. The error on timeout says what
- * was expected and the last thing the probe saw, so a failure explains itself.
+ * Polls `probe` until it returns a value other than undefined. The error on timeout names what
+ * was expected and the last error the probe raised, so a failure explains itself.
  */
 export async function waitUntil<T>(
   description: string,

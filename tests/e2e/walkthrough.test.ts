@@ -87,7 +87,7 @@ describeWithEngine("end to end on a real MCP server", (engine) => {
     const tools = await waitUntil("tools/list on the reported endpoint", () => listMcpTools(endpoint!), { timeoutMs: 30_000, intervalMs: 500 });
     expect(tools).toContain("echo");
 
-    // The agent forgets nothing it did not keep: after SIGKILL a new process finds the container.
+    // The agent keeps no state, so after SIGKILL a new process finds the container by its labels.
     const oldPid = stack.agent.pid();
     process.kill(oldPid ?? 0, "SIGKILL");
     const newPid = await stack.agent.waitUntilHealthy({ previousPid: oldPid });

@@ -11,7 +11,7 @@ import {
 import { isIpLiteral, nonPublicRange, resolveWithSystem, type HostResolver } from "./agent-address.ts";
 
 /**
- * How an agent call failed: `timeout` (no response within the budget, so the outcome is
+ * Kind of agent call failure: `timeout` (no response within the budget, so the outcome is
  * unknown), `unreachable` (no connection), `rejected` (the agent returned an error code), or
  * `invalid_response` (the response does not match the contract).
  */

@@ -14,7 +14,7 @@ export const FunctionEnv = z.object({
   SUPABASE_SERVICE_ROLE_KEY: z.string().min(1).optional(),
   /** Secret from which every toolbox's agent token is derived (HMAC-SHA256). */
   BERTH_AGENT_TOKEN_SECRET: z.string().min(32),
-  /** Budget for one agent call before the request answers 202 and leaves the rest to the reconciler. */
+  /** Budget for one agent call before the request returns 202 and leaves the rest to the reconciler. */
   BERTH_AGENT_TIMEOUT_MS: Milliseconds.default(8_000),
   /** How long a lease taken for an agent call lasts; must exceed the agent timeout. */
   BERTH_LEASE_TTL_SECONDS: z.coerce.number().int().min(5).default(30),

@@ -20,7 +20,7 @@ export class ApiError extends Error {
 
 /**
  * Turns any thrown value into a JSON error response. ApiErrors keep their code and message;
- * anything else is logged with its stack and answered with a generic 500, because a raw
+ * anything else is logged with its stack and returned as a generic 500, because a raw
  * exception message can carry SQL, hostnames or secrets.
  */
 export function errorResponse(error: unknown, logger: Logger, headers: HeadersInit = {}): Response {

@@ -3,7 +3,7 @@ export const REDACTED = "[redacted]";
 
 /**
  * Shorter values are not replaced: a secret of one to three characters would match all over
- * ordinary log text, and hiding those matches would say more about the value than showing them.
+ * ordinary log text, and hiding those matches would reveal more about the value than showing them.
  */
 const MIN_REDACTED_LENGTH = 4;
 
